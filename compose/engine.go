@@ -1,0 +1,162 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/cli/cli/command"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// Labels compose puts on what it creates; we find a project's containers by them, as compose does.
+const (
+	LabelProject = "com.docker.compose.project"
+	LabelService = "com.docker.compose.service"
+	LabelOneoff  = "com.docker.compose.oneoff"
+)
+
+// Container is one of a service's containers as the engine reports it.
+type Container struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Image string `json:"image"`
+}
+
+// Engine is the part of the Docker API that discovery needs.
+type Engine = client.APIClient
+
+// Connect checks that the engine answers and says which context and host it tried when it does not.
+func Connect(ctx context.Context, dockerCli command.Cli) (Engine, error) {
+	api := dockerCli.Client()
+	if _, err := api.Ping(ctx, client.PingOptions{}); err != nil {
+		return nil, &UserError{Err: fmt.Errorf("cannot reach the Docker engine of context %q at %s: %w",
+			dockerCli.CurrentContext(), dockerCli.DockerEndpoint().Host, err)}
+	}
+	return api, nil
+}
+
+// Inspect adds the engine's view to the plan: the services' containers, and which volumes
+// and folders exist, with the sizes of local folders.
+func (plan *Plan) Inspect(ctx context.Context, api Engine, localEngine bool) error {
+	byService, err := projectContainers(ctx, api, plan.Name)
+	if err != nil {
+		return err
+	}
+	for i := range plan.Services {
+		plan.Services[i].Containers = byService[plan.Services[i].Name]
+	}
+	for i := range plan.Items {
+		if err := plan.Items[i].inspect(ctx, api, localEngine); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func projectContainers(ctx context.Context, api Engine, project string) (map[string][]Container, error) {
+	res, err := api.ContainerList(ctx, client.ContainerListOptions{
+		All:     true,
+		Filters: make(client.Filters).Add("label", LabelProject+"="+project, LabelOneoff+"=False"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the containers of project %q: %w", project, err)
+	}
+	out := map[string][]Container{}
+	for _, c := range res.Items {
+		svc := c.Labels[LabelService]
+		out[svc] = append(out[svc], Container{ID: c.ID, Name: containerName(c), State: string(c.State), Image: c.Image})
+	}
+	for _, cs := range out {
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+	}
+	return out, nil
+}
+
+func containerName(c container.Summary) string {
+	if len(c.Names) == 0 {
+		return c.ID[:12]
+	}
+	return strings.TrimPrefix(c.Names[0], "/")
+}
+
+func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error {
+	switch it.Kind {
+	case "volume":
+		_, err := api.VolumeInspect(ctx, it.Source, client.VolumeInspectOptions{})
+		if cerrdefs.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("inspecting volume %q: %w", it.Source, err)
+		}
+		it.Exists = true
+	case "bind", "deployment":
+		if !localEngine && it.Kind == "bind" {
+			return nil
+		}
+		if _, err := os.Stat(it.Source); err == nil {
+			it.Exists = true
+			if it.Backup && it.Kind == "bind" {
+				it.Size = folderSize(it.Source)
+			}
+		}
+	}
+	return nil
+}
+
+// folderSize is best effort: unreadable entries are left out rather than failing a status.
+func folderSize(root string) int64 {
+	var total int64
+	_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				total += info.Size()
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// IsLocalEngine is true when the engine shares this machine's filesystem, so bind-mounted
+// folders can be read directly instead of through a helper container.
+func IsLocalEngine(dockerCli command.Cli) bool {
+	host := dockerCli.DockerEndpoint().Host
+	return strings.HasPrefix(host, "unix://") || strings.HasPrefix(host, "npipe://")
+}
+
+// Service returns the named service of the plan.
+func (plan *Plan) Service(name string) (Service, bool) {
+	for _, s := range plan.Services {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Service{}, false
+}
+
+// DatabaseContainer is the running container of the PostgreSQL service, or an error that says
+// how to get one.
+func (plan *Plan) DatabaseContainer() (Container, error) {
+	svc, _ := plan.Service(plan.Database.Service)
+	for _, c := range svc.Containers {
+		if c.State == "running" {
+			return c, nil
+		}
+	}
+	return Container{}, &UserError{Err: fmt.Errorf("the database service %q of project %q is not running: "+
+		"start it with `docker compose up -d %s`", plan.Database.Service, plan.Name, plan.Database.Service)}
+}

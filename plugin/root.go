@@ -1,0 +1,60 @@
+// Package plugin holds the cobra commands of `docker echobackup`: each declares its flags and
+// hands an options struct to the domain packages.
+package plugin
+
+import (
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli-plugins/plugin"
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+// Version is set at build time with -ldflags "-X github.com/echo-backup/echo-backup/plugin.Version=…".
+var Version = "0.1.0-dev"
+
+// NewRootCommand builds `docker echobackup` and its subcommands.
+func NewRootCommand(dockerCli command.Cli) *cobra.Command {
+	opts := &projectOptions{}
+	cmd := &cobra.Command{
+		Use:   "echobackup",
+		Short: "Save, verify and restore an Echo music-server deployment",
+		Long: "Backs up an Echo deployment (PostgreSQL, the ./data folder, the compose files) into one\n" +
+			"verified archive, and restores it. It reads the compose project as `docker compose` does.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// The CLI requires plugin.PersistentPreRunE first: without it Client() has no context store.
+		PersistentPreRunE: plugin.PersistentPreRunE,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return cli.StatusError{StatusCode: 1, Status: "unknown command: " + args[0]}
+		},
+	}
+	opts.addFlags(cmd)
+	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
+		return cli.StatusError{StatusCode: exitUsage, Status: err.Error()}
+	})
+	cmd.AddCommand(
+		statusCommand(dockerCli, opts),
+	)
+	return cmd
+}
+
+// projectOptions are compose's project flags, shared by every command.
+type projectOptions struct {
+	compose.ProjectOptions
+	dbService string
+}
+
+func (o *projectOptions) addFlags(cmd *cobra.Command) {
+	f := cmd.PersistentFlags()
+	f.StringArrayVarP(&o.ConfigPaths, "file", "f", nil, "Compose configuration files")
+	f.StringVarP(&o.ProjectName, "project-name", "p", "", "Project name")
+	f.StringVar(&o.ProjectDir, "project-directory", "", "Alternate working directory (default: the folder of the first compose file)")
+	f.StringArrayVar(&o.EnvFiles, "env-file", nil, "Alternate environment file")
+	f.StringArrayVar(&o.Profiles, "profile", nil, "Compose profile to enable")
+	f.StringVar(&o.dbService, "db-service", "", "The PostgreSQL service, where it is not found by image or label")
+}

@@ -1,0 +1,124 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+type statusOptions struct {
+	*projectOptions
+	format string
+}
+
+func statusCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := statusOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show what a backup of the project holds and what it leaves out",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return userError(runStatus(cmd.Context(), dockerCli, opts))
+		},
+	}
+	cmd.Flags().StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	return cmd
+}
+
+func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	plan, err := loadPlan(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return err
+	}
+	if opts.format == formatJSON {
+		return writeJSON(dockerCli.Out(), plan)
+	}
+	printPlan(dockerCli.Out(), plan)
+	return nil
+}
+
+// loadPlan loads the project, decides every part's role and asks the engine what exists.
+func loadPlan(ctx context.Context, dockerCli command.Cli, p *projectOptions) (*compose.Plan, error) {
+	project, err := compose.Load(ctx, dockerCli, p.ProjectOptions)
+	if err != nil {
+		return nil, err
+	}
+	plan, err := compose.NewPlan(project, p.dbService)
+	if err != nil {
+		return nil, err
+	}
+	api, err := compose.Connect(ctx, dockerCli)
+	if err != nil {
+		return nil, err
+	}
+	return plan, plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli))
+}
+
+func printPlan(out io.Writer, plan *compose.Plan) {
+	db := plan.Database
+	fmt.Fprintf(out, "Project:   %s (%s)\n", plan.Name, plan.WorkingDir)
+	fmt.Fprintf(out, "Database:  service %s, database %q, user %q, volume %s\n\n", db.Service, db.Name, db.User, orDash(db.Volume))
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "SERVICE\tROLE\tIMAGE\tSTATE\tCONTAINERS")
+	for _, s := range plan.Services {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", s.Name, s.Role, s.Image, serviceState(s), orDash(containerNames(s)))
+	}
+	w.Flush()
+	fmt.Fprintln(out)
+	w = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "WHAT\tKIND\tSERVICE\tROLE\tSIZE\tBACKED UP\tWHY")
+	for _, it := range plan.Items {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", itemLabel(it), it.Kind, orDash(it.Service), it.Role, humanSize(it.Size), yesNo(it.Backup), it.Reason)
+	}
+	w.Flush()
+	if !anyRunning(plan) {
+		fmt.Fprintf(out, "\nNo container of project %q is running.\n", plan.Name)
+	}
+}
+
+func itemLabel(it compose.Item) string {
+	if it.Kind == "volume" && !it.Exists {
+		return it.Source + " (missing)"
+	}
+	if it.Target != "" {
+		return it.Source + ":" + it.Target
+	}
+	return it.Source
+}
+
+func serviceState(s compose.Service) string {
+	if len(s.Containers) == 0 {
+		return "not created"
+	}
+	if s.Running() {
+		return "running"
+	}
+	return s.Containers[0].State
+}
+
+func containerNames(s compose.Service) string {
+	var names []string
+	for _, c := range s.Containers {
+		names = append(names, c.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+func anyRunning(plan *compose.Plan) bool {
+	for _, s := range plan.Services {
+		if s.Running() {
+			return true
+		}
+	}
+	return false
+}
