@@ -24,10 +24,11 @@ const (
 
 // Container is one of a service's containers as the engine reports it.
 type Container struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	State string `json:"state"`
-	Image string `json:"image"`
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	State   string `json:"state"`
+	Image   string `json:"image"`
+	ImageID string `json:"imageId"`
 }
 
 // Engine is the part of the Docker API that discovery needs.
@@ -72,7 +73,7 @@ func projectContainers(ctx context.Context, api Engine, project string) (map[str
 	out := map[string][]Container{}
 	for _, c := range res.Items {
 		svc := c.Labels[LabelService]
-		out[svc] = append(out[svc], Container{ID: c.ID, Name: containerName(c), State: string(c.State), Image: c.Image})
+		out[svc] = append(out[svc], Container{ID: c.ID, Name: containerName(c), State: string(c.State), Image: c.Image, ImageID: c.ImageID})
 	}
 	for _, cs := range out {
 		sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
@@ -105,7 +106,7 @@ func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error
 		if _, err := os.Stat(it.Source); err == nil {
 			it.Exists = true
 			if it.Backup && it.Kind == "bind" {
-				it.Size = folderSize(it.Source)
+				it.Size, it.Files = folderSize(it.Source)
 			}
 		}
 	}
@@ -113,17 +114,20 @@ func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error
 }
 
 // folderSize is best effort: unreadable entries are left out rather than failing a status.
-func folderSize(root string) int64 {
-	var total int64
+func folderSize(root string) (size int64, entries int) {
 	_ = filepath.WalkDir(root, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err != nil {
+			return nil
+		}
+		entries++
+		if d.Type().IsRegular() {
 			if info, err := d.Info(); err == nil {
-				total += info.Size()
+				size += info.Size()
 			}
 		}
 		return nil
 	})
-	return total
+	return size, entries
 }
 
 func fileExists(p string) bool {

@@ -81,6 +81,7 @@ type Item struct {
 	Backup   bool   `json:"backup"`
 	Reason   string `json:"reason"`
 	Size     int64  `json:"size,omitempty"`
+	Files    int    `json:"files,omitempty"` // entries below a local folder, counted with its size
 	Exists   bool   `json:"exists"`
 }
 

@@ -1,0 +1,103 @@
+package compose
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+)
+
+// Labels on what echo-backup itself creates. Never compose's project label: compose would then
+// count our containers as its own, as orphans.
+const (
+	LabelEchoProject = "com.echobackup.project"
+	LabelEchoRole    = "com.echobackup.helper"
+)
+
+// HelperOptions describe a short-lived container that gives the engine's side of a volume or
+// folder to us as a tar stream. It uses an image already on the engine (the database's), so
+// nothing is pulled.
+type HelperOptions struct {
+	Project string
+	Image   string
+	Mounts  []mount.Mount
+	Cmd     []string // only for helpers that are started
+	Env     []string
+	// KeepEntrypoint runs the image's own entrypoint, for a throwaway PostgreSQL server.
+	KeepEntrypoint bool
+	Purpose        string // for the label, e.g. "read", "write"
+}
+
+// Helper is a created container; Remove it when done.
+type Helper struct {
+	api Engine
+	ID  string
+}
+
+// CreateHelper creates, but does not start, a helper container: CopyFromContainer and
+// CopyToContainer work on created containers, and one that never runs cannot change anything.
+func CreateHelper(ctx context.Context, api Engine, o HelperOptions) (*Helper, error) {
+	cmd := o.Cmd
+	if len(cmd) == 0 {
+		cmd = []string{"true"}
+	}
+	cfg := &container.Config{
+		Image:  o.Image,
+		Cmd:    cmd,
+		Env:    o.Env,
+		Labels: map[string]string{LabelEchoProject: o.Project, LabelEchoRole: o.Purpose},
+	}
+	if !o.KeepEntrypoint {
+		cfg.Entrypoint = []string{}
+	}
+	res, err := api.ContainerCreate(ctx, client.ContainerCreateOptions{
+		Config:     cfg,
+		HostConfig: &container.HostConfig{Mounts: o.Mounts, NetworkMode: network.NetworkNone},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating a helper container from image %s: %w", o.Image, err)
+	}
+	return &Helper{api: api, ID: res.ID}, nil
+}
+
+// Start runs the helper, for the ones that need a process to exec into.
+func (h *Helper) Start(ctx context.Context) error {
+	if _, err := h.api.ContainerStart(ctx, h.ID, client.ContainerStartOptions{}); err != nil {
+		return fmt.Errorf("starting a helper container: %w", err)
+	}
+	return nil
+}
+
+// Read streams path inside the helper as a tar archive whose entries start with path's base name.
+func (h *Helper) Read(ctx context.Context, path string) (io.ReadCloser, error) {
+	res, err := h.api.CopyFromContainer(ctx, h.ID, client.CopyFromContainerOptions{SourcePath: path})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s through a helper container: %w", path, err)
+	}
+	return res.Content, nil
+}
+
+// Write extracts a tar stream into dir inside the helper, keeping owners.
+func (h *Helper) Write(ctx context.Context, dir string, tarStream io.Reader) error {
+	_, err := h.api.CopyToContainer(ctx, h.ID, client.CopyToContainerOptions{
+		DestinationPath: dir, Content: tarStream, CopyUIDGID: true, AllowOverwriteDirWithFile: true,
+	})
+	if err != nil {
+		return fmt.Errorf("writing into %s through a helper container: %w", dir, err)
+	}
+	return nil
+}
+
+// Remove deletes the helper; it uses its own short context so it also runs after a cancel.
+func (h *Helper) Remove() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// RemoveVolumes: the official postgres image declares an anonymous volume for its data.
+	_, err := h.api.ContainerRemove(ctx, h.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
+	return err
+}

@@ -1,0 +1,132 @@
+// Package files is the file side of a backup: it turns the project's data folders and volumes
+// into archive members, with modes, owners, mtimes, symlinks and empty folders kept.
+package files
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"syscall"
+)
+
+// AddFunc receives one member; r is nil for anything but regular files.
+type AddFunc func(hdr *tar.Header, r io.Reader) error
+
+// ReadDir walks a local folder and hands every entry to add under prefix ("files/data/").
+// Paths in skip (absolute) are left out, so a backup folder inside a data folder is not saved into itself.
+func ReadDir(ctx context.Context, root, prefix string, skip []string, add AddFunc) error {
+	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", p, err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if p != root && isSkipped(p, skip) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		return addLocal(p, memberName(prefix, filepath.ToSlash(rel), d.IsDir()), add)
+	})
+}
+
+func isSkipped(p string, skip []string) bool {
+	for _, s := range skip {
+		if p == s {
+			return true
+		}
+	}
+	return false
+}
+
+func memberName(prefix, rel string, dir bool) string {
+	name := prefix
+	if rel != "." {
+		name = path.Join(prefix, rel)
+	}
+	if dir && !strings.HasSuffix(name, "/") {
+		name += "/"
+	}
+	return name
+}
+
+func addLocal(p, name string, add AddFunc) error {
+	info, err := os.Lstat(p)
+	if err != nil {
+		return err
+	}
+	link := ""
+	if info.Mode()&fs.ModeSymlink != 0 {
+		if link, err = os.Readlink(p); err != nil {
+			return err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(info, link)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	hdr.Name = name
+	// Names of owners differ between hosts and containers; the numbers are what the app uses.
+	hdr.Uname, hdr.Gname = "", ""
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		hdr.Size = 0
+		return add(hdr, nil)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", p, err)
+	}
+	defer f.Close()
+	return add(hdr, f)
+}
+
+// ReadTar re-emits a tar stream (from CopyFromContainer, whose entries start with the copied
+// folder's base name) under prefix.
+func ReadTar(ctx context.Context, r io.Reader, prefix string, add AddFunc) error {
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading the helper's tar stream: %w", err)
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		_, rest, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
+		hdr.Name = memberName(prefix, strings.TrimSuffix(nonEmpty(rest), "/"), hdr.Typeflag == tar.TypeDir)
+		hdr.Uname, hdr.Gname = "", ""
+		var content io.Reader
+		if hdr.Typeflag == tar.TypeReg {
+			content = tr
+		}
+		if err := add(hdr, content); err != nil {
+			return err
+		}
+	}
+}
+
+func nonEmpty(s string) string {
+	if s == "" {
+		return "."
+	}
+	return s
+}

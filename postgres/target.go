@@ -1,0 +1,63 @@
+// Package postgres is the database side of a backup: it runs PostgreSQL's own tools inside the
+// database service's container, so their version always matches the server's.
+package postgres
+
+import (
+	"context"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+// Target is one database inside a running container.
+type Target struct {
+	API       compose.Engine
+	Container string
+	User      string
+	Database  string
+	Password  string // handed to the tools through PGPASSWORD, never on a command line
+}
+
+func (t Target) env() []string {
+	if t.Password == "" {
+		return nil
+	}
+	return []string{"PGPASSWORD=" + t.Password}
+}
+
+func (t Target) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout io.Writer) error {
+	return compose.Exec(ctx, t.API, t.Container, compose.ExecOptions{Cmd: cmd, Env: t.env(), Stdin: stdin, Stdout: stdout})
+}
+
+func (t Target) output(ctx context.Context, cmd ...string) (string, error) {
+	out, err := compose.Output(ctx, t.API, t.Container, compose.ExecOptions{Cmd: cmd, Env: t.env()})
+	return strings.TrimSpace(out), err
+}
+
+// PgDumpVersion is what the container's pg_dump reports, e.g. "pg_dump (PostgreSQL) 16.4".
+func (t Target) PgDumpVersion(ctx context.Context) (string, error) {
+	return t.output(ctx, "pg_dump", "--version")
+}
+
+// Major is the major version in a version string such as "16.4 (Debian 16.4-1.pgdg120+2)"
+// or "pg_dump (PostgreSQL) 15.18"; 0 when there is none.
+func Major(version string) int {
+	for _, f := range strings.Fields(version) {
+		head, _, _ := strings.Cut(f, ".")
+		if n, err := strconv.Atoi(head); err == nil {
+			return n
+		}
+	}
+	return 0
+}
+
+// Size is the database's size on disk in bytes, as pg_database_size reports it.
+func (t Target) Size(ctx context.Context) (int64, error) {
+	out, err := t.output(ctx, "psql", "-X", "-A", "-t", "-U", t.User, "-d", t.Database, "-c", "SELECT pg_database_size(current_database())")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(out, 10, 64)
+}
