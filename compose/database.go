@@ -51,10 +51,18 @@ func hasDatabaseLabel(svc types.ServiceConfig) bool {
 	return svc.Labels[RoleLabel] == string(RoleDatabase)
 }
 
+// hasPostgresImage also looks at the command: the same image can run redis-server or a shell
+// placeholder, and then the service is not the database.
 func hasPostgresImage(svc types.ServiceConfig) bool {
-	name := imageName(svc.Image)
-	for _, pg := range []string{"postgres", "postgis", "timescaledb", "pgvector"} {
-		if strings.Contains(name, pg) {
+	if len(svc.Command) > 0 && svc.Command[0] != "postgres" && !strings.HasPrefix(svc.Command[0], "-") {
+		return false
+	}
+	return nameHasAny(imageName(svc.Image), "postgres", "postgis", "timescaledb", "pgvector")
+}
+
+func nameHasAny(name string, parts ...string) bool {
+	for _, p := range parts {
+		if strings.Contains(name, p) {
 			return true
 		}
 	}

@@ -127,7 +127,7 @@ func serviceRole(svc types.ServiceConfig, db *Database) Role {
 		return RoleDatabase
 	case svc.Labels[RoleLabel] != "":
 		return Role(svc.Labels[RoleLabel])
-	case isCacheImage(svc.Image):
+	case isCache(svc):
 		return RoleCache
 	}
 	return RoleApp
@@ -187,14 +187,13 @@ func isSpecialPath(src string) bool {
 	return false
 }
 
-func isCacheImage(image string) bool {
-	name := imageName(image)
-	for _, c := range []string{"redis", "valkey", "keydb", "memcached", "dragonfly"} {
-		if strings.Contains(name, c) {
-			return true
-		}
+// isCache recognises the cache by its image or, for a general image, by the program it runs.
+func isCache(svc types.ServiceConfig) bool {
+	caches := []string{"redis", "valkey", "keydb", "memcached", "dragonfly"}
+	if len(svc.Command) > 0 && nameHasAny(path.Base(svc.Command[0]), caches...) {
+		return true
 	}
-	return false
+	return nameHasAny(imageName(svc.Image), caches...)
 }
 
 // imageName is the repository's last path element without tag or digest: "postgres" for
