@@ -1,0 +1,6 @@
+//go:build !unix
+
+package archive
+
+// syncDir is a no-op where folders cannot be fsynced (Windows).
+func syncDir(string) error { return nil }
