@@ -20,6 +20,7 @@ const (
 	LabelProject = "com.docker.compose.project"
 	LabelService = "com.docker.compose.service"
 	LabelOneoff  = "com.docker.compose.oneoff"
+	LabelVolume  = "com.docker.compose.volume"
 )
 
 // Container is one of a service's containers as the engine reports it.

@@ -84,11 +84,16 @@ func (h *Helper) Read(ctx context.Context, path string) (io.ReadCloser, error) {
 
 // Write extracts a tar stream into dir inside the helper, keeping owners.
 func (h *Helper) Write(ctx context.Context, dir string, tarStream io.Reader) error {
-	_, err := h.api.CopyToContainer(ctx, h.ID, client.CopyToContainerOptions{
+	return CopyTo(ctx, h.api, h.ID, dir, tarStream)
+}
+
+// CopyTo extracts a tar stream into dir inside a container, keeping the owners it records.
+func CopyTo(ctx context.Context, api Engine, containerID, dir string, tarStream io.Reader) error {
+	_, err := api.CopyToContainer(ctx, containerID, client.CopyToContainerOptions{
 		DestinationPath: dir, Content: tarStream, CopyUIDGID: true, AllowOverwriteDirWithFile: true,
 	})
 	if err != nil {
-		return fmt.Errorf("writing into %s through a helper container: %w", dir, err)
+		return fmt.Errorf("writing into %s in a container: %w", dir, err)
 	}
 	return nil
 }
@@ -100,4 +105,28 @@ func (h *Helper) Remove() error {
 	// RemoveVolumes: the official postgres image declares an anonymous volume for its data.
 	_, err := h.api.ContainerRemove(ctx, h.ID, client.ContainerRemoveOptions{Force: true, RemoveVolumes: true})
 	return err
+}
+
+// API is the engine the helper lives on.
+func (h *Helper) API() Engine { return h.api }
+
+// EnsureVolume creates a project volume that is gone (after `docker compose down -v`) with the
+// labels compose gives it, so that compose later treats it as its own.
+func EnsureVolume(ctx context.Context, api Engine, plan *Plan, name string) error {
+	if _, err := api.VolumeInspect(ctx, name, client.VolumeInspectOptions{}); err == nil {
+		return nil
+	}
+	labels := map[string]string{LabelProject: plan.Name}
+	for key, v := range plan.Project.Volumes {
+		if v.Name == name {
+			labels[LabelVolume] = key
+			if bool(v.External) {
+				labels = nil
+			}
+		}
+	}
+	if _, err := api.VolumeCreate(ctx, client.VolumeCreateOptions{Name: name, Labels: labels}); err != nil {
+		return fmt.Errorf("creating volume %s: %w", name, err)
+	}
+	return nil
 }

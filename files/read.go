@@ -29,7 +29,7 @@ func ReadDir(ctx context.Context, root, prefix string, skip []string, add AddFun
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if p != root && isSkipped(p, skip) {
+		if p != root && (isSkipped(p, skip) || isOwnTemp(filepath.Base(p)) && filepath.Dir(p) == root) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
@@ -41,6 +41,15 @@ func ReadDir(ctx context.Context, root, prefix string, skip []string, add AddFun
 		}
 		return addLocal(p, memberName(prefix, filepath.ToSlash(rel), d.IsDir()), add)
 	})
+}
+
+// TempPrefix starts the names of restore's staging and set-aside folders inside a volume:
+// they are never the user's data.
+const TempPrefix = ".echobackup-"
+
+func isOwnTemp(rel string) bool {
+	first, _, _ := strings.Cut(rel, "/")
+	return strings.HasPrefix(first, TempPrefix)
 }
 
 func isSkipped(p string, skip []string) bool {
@@ -68,6 +77,9 @@ func addLocal(p, name string, add AddFunc) error {
 	if err != nil {
 		return err
 	}
+	if !isArchivable(info.Mode()) {
+		return nil // sockets, pipes and devices are live endpoints, not data
+	}
 	link := ""
 	if info.Mode()&fs.ModeSymlink != 0 {
 		if link, err = os.Readlink(p); err != nil {
@@ -93,7 +105,12 @@ func addLocal(p, name string, add AddFunc) error {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
 	defer f.Close()
-	return add(hdr, f)
+	// A file that grows while it is read (a log) is saved as it was when the walk reached it.
+	return add(hdr, io.LimitReader(f, hdr.Size))
+}
+
+func isArchivable(m fs.FileMode) bool {
+	return m.IsRegular() || m.IsDir() || m&fs.ModeSymlink != 0
 }
 
 // ReadTar re-emits a tar stream (from CopyFromContainer, whose entries start with the copied
@@ -112,8 +129,15 @@ func ReadTar(ctx context.Context, r io.Reader, prefix string, add AddFunc) error
 			return ctx.Err()
 		}
 		_, rest, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
+		if isOwnTemp(rest) {
+			continue
+		}
 		hdr.Name = memberName(prefix, strings.TrimSuffix(nonEmpty(rest), "/"), hdr.Typeflag == tar.TypeDir)
 		hdr.Uname, hdr.Gname = "", ""
+		if hdr.Typeflag == tar.TypeLink {
+			_, target, _ := strings.Cut(strings.TrimPrefix(hdr.Linkname, "./"), "/")
+			hdr.Linkname = memberName(prefix, target, false)
+		}
 		var content io.Reader
 		if hdr.Typeflag == tar.TypeReg {
 			content = tr

@@ -3,6 +3,11 @@
 package plugin
 
 import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
@@ -39,6 +44,10 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 	})
 	cmd.AddCommand(
 		statusCommand(dockerCli, opts),
+		saveCommand(dockerCli, opts),
+		verifyCommand(dockerCli, opts),
+		listCommand(dockerCli, opts),
+		restoreCommand(dockerCli, opts),
 	)
 	return cmd
 }
@@ -57,4 +66,16 @@ func (o *projectOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.EnvFiles, "env-file", nil, "Alternate environment file")
 	f.StringArrayVar(&o.Profiles, "profile", nil, "Compose profile to enable")
 	f.StringVar(&o.dbService, "db-service", "", "The PostgreSQL service, where it is not found by image or label")
+}
+
+// commandContext is cancelled on Ctrl-C or SIGTERM, so a save stops and removes its partial file.
+func commandContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }

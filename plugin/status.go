@@ -49,19 +49,24 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 
 // loadPlan loads the project, decides every part's role and asks the engine what exists.
 func loadPlan(ctx context.Context, dockerCli command.Cli, p *projectOptions) (*compose.Plan, error) {
+	plan, _, err := loadPlanAPI(ctx, dockerCli, p)
+	return plan, err
+}
+
+func loadPlanAPI(ctx context.Context, dockerCli command.Cli, p *projectOptions) (*compose.Plan, compose.Engine, error) {
 	project, err := compose.Load(ctx, dockerCli, p.ProjectOptions)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	plan, err := compose.NewPlan(project, p.dbService)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	api, err := compose.Connect(ctx, dockerCli)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return plan, plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli))
+	return plan, api, plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli))
 }
 
 func printPlan(out io.Writer, plan *compose.Plan) {

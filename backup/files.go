@@ -1,0 +1,139 @@
+package backup
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/moby/api/types/mount"
+
+	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/files"
+)
+
+// saveFiles writes every data folder and volume, then the deployment files. With Pause the app
+// is frozen only for as long as its files take.
+func saveFiles(ctx context.Context, w *archive.Writer, o SaveOptions, m *archive.Manifest) (err error) {
+	if o.Pause {
+		resume, perr := compose.PauseApps(ctx, o.API, o.Plan)
+		defer func() { err = errors.Join(err, resume()) }()
+		if perr != nil {
+			return perr
+		}
+	}
+	for _, src := range DataSources(o.Plan) {
+		if err := saveSource(ctx, w, o, src); err != nil {
+			return fmt.Errorf("saving %s %s: %w", src.Kind, src.Path, err)
+		}
+		m.Sources = append(m.Sources, src)
+	}
+	dep, err := saveDeployment(w, o.Plan)
+	if err != nil {
+		return fmt.Errorf("saving the compose files: %w", err)
+	}
+	m.Sources = append(m.Sources, dep)
+	return nil
+}
+
+// DataSources are the plan's folders and volumes saved as files, each once even when several
+// services mount it, under a member prefix named after the folder or the volume's compose key.
+func DataSources(plan *compose.Plan) []archive.Source {
+	var out []archive.Source
+	seen := map[string]bool{}
+	for _, it := range plan.Items {
+		if !it.Backup || it.Role != compose.RoleData || seen[it.Kind+":"+it.Source] {
+			continue
+		}
+		seen[it.Kind+":"+it.Source] = true
+		name := sourceName(plan, it)
+		for taken := name; seen["name:"+taken]; taken = name + "-" + it.Service {
+			name = taken + "-" + it.Service
+		}
+		seen["name:"+name] = true
+		out = append(out, archive.Source{Name: name, Kind: it.Kind, Path: it.Source, Target: it.Target,
+			Member: "files/" + name + "/"})
+	}
+	return out
+}
+
+func sourceName(plan *compose.Plan, it compose.Item) string {
+	if it.Kind == "volume" {
+		return it.Key
+	}
+	if rel, err := filepath.Rel(plan.WorkingDir, it.Source); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
+		return strings.ReplaceAll(filepath.ToSlash(rel), "/", "_")
+	}
+	return strings.Trim(strings.ReplaceAll(it.Source, "/", "_"), "_")
+}
+
+func saveSource(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
+	if src.Kind == "bind" && o.LocalEngine {
+		if _, err := os.Stat(src.Path); errors.Is(err, os.ErrNotExist) {
+			o.Warn(fmt.Sprintf("folder %s does not exist: nothing to save there", src.Path))
+			return nil
+		}
+		abs, _ := filepath.Abs(o.Dir)
+		return files.ReadDir(ctx, src.Path, src.Member, []string{abs}, w.Add)
+	}
+	return saveThroughHelper(ctx, w, o, src)
+}
+
+// saveThroughHelper reads a volume, or a folder on a remote engine's host, through a container
+// that is created but never started.
+func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
+	mt := mount.Mount{Type: mount.TypeVolume, Source: src.Path, Target: "/backup-source", ReadOnly: true}
+	if src.Kind == "bind" {
+		mt.Type = mount.TypeBind
+	}
+	h, err := compose.CreateHelper(ctx, o.API, compose.HelperOptions{Project: o.Plan.Name,
+		Image: o.Plan.Database.Image, Mounts: []mount.Mount{mt}, Purpose: "read"})
+	if err != nil {
+		return err
+	}
+	defer h.Remove()
+	rc, err := h.Read(ctx, mt.Target)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	return files.ReadTar(ctx, rc, src.Member, w.Add)
+}
+
+// saveDeployment keeps the compose and env files, so a bare server can be rebuilt from the archive.
+func saveDeployment(w *archive.Writer, plan *compose.Plan) (archive.Source, error) {
+	src := archive.Source{Name: "deployment", Kind: archive.KindDeployment, Path: plan.WorkingDir, Member: "deployment/"}
+	for _, p := range append(append([]string{}, plan.ConfigFiles...), plan.EnvFiles...) {
+		if err := addDeploymentFile(w, plan.WorkingDir, p); err != nil {
+			return src, err
+		}
+	}
+	return src, nil
+}
+
+func addDeploymentFile(w *archive.Writer, workDir, p string) error {
+	rel, err := filepath.Rel(workDir, p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		rel = filepath.Join("external", filepath.Base(p))
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	hdr, err := tar.FileInfoHeader(st, "")
+	if err != nil {
+		return err
+	}
+	hdr.Name, hdr.Uname, hdr.Gname = "deployment/"+filepath.ToSlash(rel), "", ""
+	return w.Add(hdr, io.Reader(f))
+}

@@ -1,0 +1,150 @@
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/postgres"
+)
+
+// SaveOptions say what to save and where.
+type SaveOptions struct {
+	Plan        *compose.Plan
+	API         compose.Engine
+	LocalEngine bool // bind mounts can be read from this machine's disk
+	Dir         string
+	Pause       bool
+	Labels      map[string]string
+	ToolVersion string
+	Progress    io.Writer // nil: no progress lines
+	Warn        func(string)
+}
+
+// Result is the summary of a finished save.
+type Result struct {
+	Path     string        `json:"path"`
+	Size     int64         `json:"size"`
+	Duration time.Duration `json:"duration"`
+	Tables   int           `json:"tables"`
+	Rows     int64         `json:"rows"`
+	Files    int           `json:"files"`
+	TOC      int           `json:"tocEntries"`
+}
+
+// Save writes one archive of the database and every data folder. Nothing that looks like a
+// backup exists until the archive is complete and synced.
+func Save(ctx context.Context, o SaveOptions) (*Result, error) {
+	start := time.Now()
+	if o.Warn == nil {
+		o.Warn = func(string) {}
+	}
+	db, err := o.Plan.DatabaseContainer()
+	if err != nil {
+		return nil, err
+	}
+	target := postgres.Target{API: o.API, Container: db.ID, User: o.Plan.Database.User,
+		Database: o.Plan.Database.Name, Password: o.Plan.Database.Password}
+	if err := prepareDir(o.Dir); err != nil {
+		return nil, err
+	}
+	if err := checkSpace(ctx, target, o); err != nil {
+		return nil, err
+	}
+	reserve := reserveFor(o.Plan)
+	res, err := saveOnce(ctx, o, target, reserve)
+	if errors.Is(err, archive.ErrManifestTooLarge) {
+		// Volumes held more files than the room left for the manifest: rare, so simply redo it.
+		res, err = saveOnce(ctx, o, target, min(reserve*16, 1<<30))
+	}
+	if err != nil {
+		return nil, err
+	}
+	res.Duration = time.Since(start)
+	return res, nil
+}
+
+func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserve int64) (*Result, error) {
+	created := time.Now().UTC().Truncate(time.Second)
+	path := filepath.Join(o.Dir, FileName(o.Plan.Name, created))
+	w, err := archive.Create(path, archive.Options{Reserve: reserve})
+	if err != nil {
+		return nil, fmt.Errorf("creating backup %s: %w", path, err)
+	}
+	defer w.Abort()
+	stopProgress := startProgress(o.Progress, w)
+	m := newManifest(o, created)
+	res := &Result{Path: path}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return saveDatabase(gctx, w, target, m, res) })
+	g.Go(func() error { return saveFiles(gctx, w, o, m) })
+	err = g.Wait()
+	stopProgress()
+	if err != nil {
+		return nil, err
+	}
+	if err := w.Commit(m); err != nil {
+		return nil, fmt.Errorf("writing backup %s: %w", path, err)
+	}
+	return finish(res, m)
+}
+
+func finish(res *Result, m *archive.Manifest) (*Result, error) {
+	st, err := os.Stat(res.Path)
+	if err != nil {
+		return nil, err
+	}
+	res.Size, res.Rows, res.Files = st.Size(), m.Rows(), m.Files()
+	res.Tables = len(m.Database.Tables)
+	return res, nil
+}
+
+func newManifest(o SaveOptions, created time.Time) *archive.Manifest {
+	host, _ := os.Hostname()
+	m := &archive.Manifest{
+		Format:  archive.FormatVersion,
+		Tool:    archive.Tool{Name: "echo-backup", Version: o.ToolVersion},
+		Created: created,
+		Host:    host,
+		Project: archive.Project{Name: o.Plan.Name, WorkingDir: o.Plan.WorkingDir, ConfigFiles: o.Plan.ConfigFiles},
+		Labels:  o.Labels,
+	}
+	for _, s := range o.Plan.Services {
+		svc := archive.Service{Name: s.Name, Role: string(s.Role), Image: s.Image, Running: s.Running()}
+		if len(s.Containers) > 0 {
+			svc.ImageID = s.Containers[0].ImageID
+		}
+		m.Project.Services = append(m.Project.Services, svc)
+	}
+	return m
+}
+
+func prepareDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating backup folder: %w", err)
+	}
+	return nil
+}
+
+// reserveFor sizes the manifest's room at the start of the archive: about 200 bytes a member
+// for the folders counted by discovery, and room for volumes, which cannot be counted cheaply.
+func reserveFor(plan *compose.Plan) int64 {
+	n := int64(1 << 20)
+	for _, it := range plan.Items {
+		switch {
+		case it.Backup && it.Kind == "volume" && it.Role == compose.RoleData:
+			n += 4 << 20
+		case it.Backup:
+			n += int64(it.Files) * 200
+		}
+	}
+	return n
+}

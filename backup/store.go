@@ -1,0 +1,156 @@
+// Package backup runs the steps of save, verify and list: it reads the project's parts through
+// the compose, postgres and files packages and writes them into one archive in a backup folder.
+package backup
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/echo-backup/echo-backup/archive"
+)
+
+// Ext is the extension of complete backups; anything else in the folder is not one.
+const Ext = ".tar.zst"
+
+// DirEnv overrides the default backup folder (<project folder>/backups).
+const DirEnv = "ECHOBACKUP_DIR"
+
+// Dir is where the project's backups live: --output, else $ECHOBACKUP_DIR, else ./backups.
+func Dir(flag, projectDir string) string {
+	switch {
+	case flag != "":
+		return flag
+	case os.Getenv(DirEnv) != "":
+		return os.Getenv(DirEnv)
+	}
+	return filepath.Join(projectDir, "backups")
+}
+
+// FileName is <project>-<UTC time>.tar.zst; the time sorts as text and says when at a glance.
+func FileName(project string, t time.Time) string {
+	return fmt.Sprintf("%s-%s%s", project, t.UTC().Format("20060102T150405Z"), Ext)
+}
+
+// Entry is one complete backup in the folder.
+type Entry struct {
+	Path     string            `json:"path"`
+	Name     string            `json:"name"`
+	Size     int64             `json:"size"`
+	Created  time.Time         `json:"created"`
+	Project  string            `json:"project"`
+	Tables   int               `json:"tables"`
+	Rows     int64             `json:"rows"`
+	Files    int               `json:"files"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Verified *Verification     `json:"verified,omitempty"`
+	Manifest *archive.Manifest `json:"-"`
+}
+
+// List returns the folder's backups of project (all projects when empty), newest first. Files
+// without a readable manifest (partial, foreign, damaged at the start) are not backups.
+func List(dir, project string) ([]Entry, error) {
+	names, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading backup folder %s: %w", dir, err)
+	}
+	var out []Entry
+	for _, d := range names {
+		if !isBackupName(d.Name()) || !d.Type().IsRegular() {
+			continue
+		}
+		e, err := Inspect(filepath.Join(dir, d.Name()))
+		if err != nil || (project != "" && e.Project != project) {
+			continue
+		}
+		out = append(out, *e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	return out, nil
+}
+
+func isBackupName(name string) bool {
+	return strings.HasSuffix(name, Ext) && !strings.HasPrefix(name, ".")
+}
+
+// Inspect reads a backup's manifest and the record of its last verification.
+func Inspect(path string) (*Entry, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	m, err := archive.ReadManifest(path)
+	if err != nil {
+		return nil, err
+	}
+	e := &Entry{Path: path, Name: filepath.Base(path), Size: st.Size(), Created: m.Created,
+		Project: m.Project.Name, Rows: m.Rows(), Files: m.Files(), Labels: m.Labels, Manifest: m}
+	if m.Database != nil {
+		e.Tables = len(m.Database.Tables)
+	}
+	e.Verified = readVerification(path, st)
+	return e, nil
+}
+
+// Resolve turns "latest", "" or a path into a backup's path.
+func Resolve(arg, dir, project string) (string, error) {
+	if arg != "" && arg != "latest" {
+		return arg, nil
+	}
+	entries, err := List(dir, project)
+	if err != nil {
+		return "", err
+	}
+	if len(entries) == 0 {
+		return "", fmt.Errorf("no backup of project %q in %s", project, dir)
+	}
+	return entries[0].Path, nil
+}
+
+// Verification is what the last verify of a backup found; kept beside it in a hidden file so
+// that list can show it without reading the archive again.
+type Verification struct {
+	At   time.Time `json:"at"`
+	Deep bool      `json:"deep"`
+	OK   bool      `json:"ok"`
+	// Size and ModTime tie the record to the file as it was verified.
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"modTime"`
+}
+
+func verificationPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".verified")
+}
+
+func readVerification(path string, st os.FileInfo) *Verification {
+	b, err := os.ReadFile(verificationPath(path))
+	if err != nil {
+		return nil
+	}
+	var v Verification
+	if json.Unmarshal(b, &v) != nil || v.Size != st.Size() || !v.ModTime.Equal(st.ModTime()) {
+		return nil
+	}
+	return &v
+}
+
+func recordVerification(path string, v Verification) error {
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	v.Size, v.ModTime = st.Size(), st.ModTime()
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(verificationPath(path), b, 0o600)
+}

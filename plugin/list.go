@@ -1,0 +1,94 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+type listOptions struct {
+	*projectOptions
+	dir    string
+	format string
+}
+
+func listCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := listOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:     "list",
+		Aliases: []string{"ls"},
+		Short:   "List the project's complete backups, newest first",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return userError(runList(cmd.Context(), dockerCli, opts))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	return cmd
+}
+
+func runList(ctx context.Context, dockerCli command.Cli, opts listOptions) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	// Listing needs the project's name and folder, not the engine.
+	project, err := compose.Load(ctx, dockerCli, opts.ProjectOptions)
+	if err != nil {
+		return err
+	}
+	entries, err := backup.List(backup.Dir(opts.dir, project.WorkingDir), project.Name)
+	if err != nil {
+		return err
+	}
+	if opts.format == formatJSON {
+		if entries == nil {
+			entries = []backup.Entry{}
+		}
+		return writeJSON(dockerCli.Out(), entries)
+	}
+	printEntries(dockerCli.Out(), entries)
+	return nil
+}
+
+func printEntries(out io.Writer, entries []backup.Entry) {
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tCREATED\tAGE\tSIZE\tTABLES\tROWS\tFILES\tVERIFIED\tLABELS")
+	for _, e := range entries {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", e.Name, e.Created.Local().Format(time.DateTime),
+			units.HumanDuration(time.Since(e.Created))+" ago", humanSize(e.Size), e.Tables, e.Rows, e.Files,
+			verifiedText(e.Verified), orDash(labelsText(e.Labels)))
+	}
+	w.Flush()
+}
+
+func verifiedText(v *backup.Verification) string {
+	switch {
+	case v == nil || !v.OK:
+		return "no"
+	case v.Deep:
+		return "deep"
+	}
+	return "yes"
+}
+
+func labelsText(labels map[string]string) string {
+	s := ""
+	for k, v := range labels {
+		if s != "" {
+			s += ","
+		}
+		s += k + "=" + v
+	}
+	return s
+}

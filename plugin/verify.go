@@ -1,0 +1,87 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+type verifyOptions struct {
+	*projectOptions
+	dir    string
+	deep   bool
+	format string
+}
+
+func verifyCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := verifyOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "verify [FILE|latest]",
+		Short: "Check a backup end to end: checksums, the dump's table of contents, and with --deep a test restore",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := commandContext(cmd)
+			defer stop()
+			return userError(runVerify(ctx, dockerCli, opts, firstArg(args)))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder, for latest")
+	f.BoolVar(&opts.deep, "deep", false, "Restore the dump into a throwaway container and compare row counts")
+	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	return cmd
+}
+
+func runVerify(ctx context.Context, dockerCli command.Cli, opts verifyOptions, arg string) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	api, err := compose.Connect(ctx, dockerCli)
+	if err != nil {
+		return err
+	}
+	vo := backup.VerifyOptions{Deep: opts.deep, API: api}
+	vo.Path, vo.DBContainer, err = verifySubject(ctx, dockerCli, opts, arg)
+	if err != nil {
+		return err
+	}
+	res, err := backup.Verify(ctx, vo)
+	if err != nil {
+		return err
+	}
+	if opts.format == formatJSON {
+		return writeJSON(dockerCli.Out(), res)
+	}
+	kind := "checksums and table of contents"
+	if res.Deep {
+		kind = fmt.Sprintf("checksums, table of contents, and a test restore of %d tables", len(res.Tables))
+	}
+	_, err = fmt.Fprintf(dockerCli.Out(), "OK %s: %d members, %d dump entries (%s)\n", res.Path, res.Members, res.TOCEntries, kind)
+	return err
+}
+
+// verifySubject finds the archive, and the project's running database container where there
+// is one. A named file can be verified without a compose project.
+func verifySubject(ctx context.Context, dockerCli command.Cli, opts verifyOptions, arg string) (string, string, error) {
+	plan, err := loadPlan(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		if arg == "" || arg == "latest" {
+			return "", "", err
+		}
+		return arg, "", nil
+	}
+	path, err := backup.Resolve(arg, backup.Dir(opts.dir, plan.WorkingDir), plan.Name)
+	if err != nil {
+		return "", "", &compose.UserError{Err: err}
+	}
+	db, err := plan.DatabaseContainer()
+	if err != nil {
+		return path, "", nil
+	}
+	return path, db.ID, nil
+}

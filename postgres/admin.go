@@ -1,0 +1,110 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Admin statements run against the maintenance database "postgres": a database cannot be
+// renamed or dropped by a session connected to it.
+func (t Target) admin(ctx context.Context, sql string) (string, error) {
+	out, err := t.output(ctx, "psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+		"-U", t.User, "-d", t.maintenanceDB(), "-c", sql)
+	if err != nil {
+		return "", fmt.Errorf("running %q: %w", firstWords(sql), err)
+	}
+	return out, nil
+}
+
+// maintenanceDB is "postgres", unless that is the database being restored.
+func (t Target) maintenanceDB() string {
+	if t.Database == "postgres" {
+		return "template1"
+	}
+	return "postgres"
+}
+
+func firstWords(sql string) string {
+	f := strings.Fields(sql)
+	return strings.Join(f[:min(len(f), 3)], " ")
+}
+
+// Quote makes an identifier safe to put into SQL.
+func Quote(ident string) string {
+	return `"` + strings.ReplaceAll(ident, `"`, `""`) + `"`
+}
+
+func literal(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
+}
+
+// ServerVersion is the server's version string, e.g. "16.4 (Debian 16.4-1.pgdg120+2)".
+func (t Target) ServerVersion(ctx context.Context) (string, error) {
+	return t.admin(ctx, "SHOW server_version")
+}
+
+// Exists tells whether a database of that name exists.
+func (t Target) Exists(ctx context.Context, name string) (bool, error) {
+	out, err := t.admin(ctx, "SELECT count(*) FROM pg_database WHERE datname = "+literal(name))
+	if err != nil {
+		return false, err
+	}
+	n, err := strconv.Atoi(out)
+	return n > 0, err
+}
+
+// Create makes an empty database owned by the target's user, from template0 so that nothing
+// added to template1 gets in the way of the restore.
+func (t Target) Create(ctx context.Context, name string) error {
+	_, err := t.admin(ctx, fmt.Sprintf("CREATE DATABASE %s OWNER %s TEMPLATE template0", Quote(name), Quote(t.User)))
+	return err
+}
+
+// Drop removes a database, ending its sessions first.
+func (t Target) Drop(ctx context.Context, name string) error {
+	if err := t.disconnect(ctx, name); err != nil {
+		return err
+	}
+	_, err := t.admin(ctx, "DROP DATABASE IF EXISTS "+Quote(name))
+	return err
+}
+
+// Rename renames a database, ending its sessions first (the app is stopped by then; what is
+// left are stray clients that would block the rename).
+func (t Target) Rename(ctx context.Context, from, to string) error {
+	if err := t.disconnect(ctx, from); err != nil {
+		return err
+	}
+	_, err := t.admin(ctx, fmt.Sprintf("ALTER DATABASE %s RENAME TO %s", Quote(from), Quote(to)))
+	return err
+}
+
+func (t Target) disconnect(ctx context.Context, name string) error {
+	_, err := t.admin(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "+
+		literal(name)+" AND pid <> pg_backend_pid()")
+	return err
+}
+
+// On returns the same server with another database selected.
+func (t Target) On(database string) Target {
+	t.Database = database
+	return t
+}
+
+// RestoreFile loads a dump staged inside the container: custom format with pg_restore -j
+// (parallel needs a seekable file, hence the staging), plain SQL with the container's own psql,
+// which understands the \restrict lines of recent pg_dump versions.
+func (t Target) RestoreFile(ctx context.Context, file string, plain bool, jobs int) error {
+	cmd := []string{"pg_restore", "--exit-on-error", "--no-password", "-j", strconv.Itoa(max(jobs, 1)),
+		"-U", t.User, "-d", t.Database, file}
+	if plain {
+		cmd = []string{"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
+			"-U", t.User, "-d", t.Database, "-f", file}
+	}
+	if err := t.exec(ctx, cmd, nil, nil); err != nil {
+		return fmt.Errorf("restoring into database %q: %w", t.Database, err)
+	}
+	return nil
+}
