@@ -1,0 +1,144 @@
+package plugin
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/restore"
+)
+
+type restoreOptions struct {
+	*projectOptions
+	dir          string
+	files        string
+	only         string
+	yes          bool
+	dryRun       bool
+	noSafety     bool
+	forceProject bool
+	jobs         int
+	format       string
+}
+
+func restoreCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := restoreOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "restore [FILE|latest|backup.sql] [--files data-backup.tar.gz]",
+		Short: "Restore the deployment from a backup, or change nothing",
+		Long: "Restores the database and the data folders from an echo-backup archive (or from the\n" +
+			"backup.sql and data-backup.tar.gz of the manual procedure). Everything is staged and checked\n" +
+			"beside the live data; the app is stopped only for the swap; any failure rolls back.",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := commandContext(cmd)
+			defer stop()
+			return userError(runRestore(ctx, dockerCli, opts, firstArg(args)))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder, for latest and the safety backup")
+	f.StringVar(&opts.files, "files", "", "A tar.gz of the data folder made by the manual procedure")
+	f.StringVar(&opts.only, "only", "", `Restore one part only: "db" or "files"`)
+	f.BoolVarP(&opts.yes, "yes", "y", false, "Do not ask for confirmation")
+	f.BoolVar(&opts.dryRun, "dry-run", false, "Print the plan and change nothing")
+	f.BoolVar(&opts.noSafety, "no-safety-backup", false, "Do not save the current state first")
+	f.BoolVar(&opts.forceProject, "force-project", false, "Restore a backup of another compose project")
+	f.IntVarP(&opts.jobs, "jobs", "j", 0, "pg_restore jobs (default: the number of CPUs, at least 2)")
+	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	return cmd
+}
+
+func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions, arg string) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	if opts.only != "" && opts.only != "db" && opts.only != "files" {
+		return &compose.UserError{Err: fmt.Errorf(`--only must be "db" or "files", not %q`, opts.only)}
+	}
+	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return err
+	}
+	services, err := compose.NewServices(dockerCli, plan)
+	if err != nil {
+		return err
+	}
+	ro := restore.Options{Plan: plan, API: api, Services: services, FilesTar: opts.files, Only: opts.only,
+		ForceProject: opts.forceProject, SafetyBackup: !opts.noSafety, Dir: backup.Dir(opts.dir, plan.WorkingDir),
+		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Jobs: opts.jobs,
+		DryRun: opts.dryRun, Log: logger(dockerCli, opts.format)}
+	if err := restoreInput(&ro, arg, plan); err != nil {
+		return err
+	}
+	if !opts.yes && !opts.dryRun {
+		ro.Confirm = confirmer(dockerCli)
+	}
+	res, err := restore.Run(ctx, ro)
+	if err != nil {
+		return err
+	}
+	return printRestored(dockerCli, res, opts.format)
+}
+
+// restoreInput decides whether the argument is an archive or the manual procedure's SQL file.
+func restoreInput(ro *restore.Options, arg string, plan *compose.Plan) error {
+	if strings.HasSuffix(arg, ".sql") {
+		ro.SQLFile = arg
+		return nil
+	}
+	if arg == "" && ro.FilesTar != "" {
+		return nil
+	}
+	path, err := backup.Resolve(arg, ro.Dir, plan.Name)
+	if err != nil {
+		return &compose.UserError{Err: err}
+	}
+	ro.Archive = path
+	return nil
+}
+
+// confirmer asks on a terminal; without one it refuses, so a script must say --yes.
+func confirmer(dockerCli command.Cli) func(string) (bool, error) {
+	return func(plan string) (bool, error) {
+		fmt.Fprint(dockerCli.Err(), plan)
+		if !dockerCli.In().IsTerminal() {
+			return false, &compose.UserError{Err: fmt.Errorf("not a terminal: pass --yes to restore without confirmation")}
+		}
+		fmt.Fprint(dockerCli.Err(), "Proceed? [y/N] ")
+		answer, _ := bufio.NewReader(dockerCli.In()).ReadString('\n')
+		answer = strings.ToLower(strings.TrimSpace(answer))
+		return answer == "y" || answer == "yes", nil
+	}
+}
+
+func logger(dockerCli command.Cli, format string) func(string) {
+	return func(msg string) {
+		if format != formatJSON || strings.HasPrefix(msg, "WARNING") {
+			fmt.Fprintln(dockerCli.Err(), msg)
+		}
+	}
+}
+
+func printRestored(dockerCli command.Cli, res *restore.Result, format string) error {
+	out := dockerCli.Out()
+	if format == formatJSON {
+		return writeJSON(out, res)
+	}
+	if res.DryRun {
+		_, err := fmt.Fprint(out, res.Plan+"Dry run: nothing was changed.\n")
+		return err
+	}
+	fmt.Fprintf(out, "Restored %s in %s (services down for %s)\n", orDash(res.Archive), res.Duration.Round(100*time.Millisecond), res.Downtime.Round(100*time.Millisecond))
+	if res.SafetyBackup != "" {
+		fmt.Fprintf(out, "The state before the restore is saved in %s\n", res.SafetyBackup)
+	}
+	return nil
+}

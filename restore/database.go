@@ -1,0 +1,158 @@
+package restore
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/postgres"
+)
+
+// dbStage restores the database beside the live one: the dump is staged as a file inside the
+// database container (pg_restore -j needs to seek), loaded into a new database, checked, and
+// only then swapped in by renaming, so that going back is a rename too.
+type dbStage struct {
+	pg      postgres.Target
+	dir     string
+	file    string
+	plain   bool
+	newName string
+	oldName string
+	hadLive bool
+	pw      *io.PipeWriter
+	tw      *tar.Writer
+	copied  chan error
+}
+
+func newDBStage(pg postgres.Target, id string, plain bool) *dbStage {
+	return &dbStage{pg: pg, dir: "/tmp/echobackup-restore-" + id, plain: plain,
+		newName: pg.Database + "_echobackup_new_" + id, oldName: pg.Database + "_echobackup_old_" + id}
+}
+
+func (d *dbStage) open(ctx context.Context) error {
+	if _, err := compose.Output(ctx, d.pg.API, d.pg.Container, compose.ExecOptions{
+		Cmd: []string{"sh", "-c", `rm -rf "$1" && mkdir -p "$1" && chmod 0700 "$1"`, "sh", d.dir}}); err != nil {
+		return fmt.Errorf("preparing %s in the database container: %w", d.dir, err)
+	}
+	pr, pw := io.Pipe()
+	d.pw, d.tw, d.copied = pw, tar.NewWriter(pw), make(chan error, 1)
+	go func() {
+		err := compose.CopyTo(ctx, d.pg.API, d.pg.Container, d.dir, pr)
+		pr.CloseWithError(err)
+		d.copied <- err
+	}()
+	return nil
+}
+
+// add stages the dump; size comes from the archive member.
+func (d *dbStage) add(hdr *tar.Header, r io.Reader) error {
+	name := "db.dump"
+	if d.plain {
+		name = "db.sql"
+	}
+	d.file = d.dir + "/" + name
+	h := &tar.Header{Name: name, Mode: 0o600, Size: hdr.Size, ModTime: hdr.ModTime, Typeflag: tar.TypeReg}
+	if err := d.tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("staging the dump: %w", err)
+	}
+	if _, err := io.Copy(d.tw, r); err != nil {
+		return fmt.Errorf("staging the dump: %w", err)
+	}
+	return nil
+}
+
+func (d *dbStage) finish(failure error) error {
+	if d.pw == nil {
+		return failure
+	}
+	if failure == nil {
+		failure = d.tw.Close()
+	}
+	d.pw.CloseWithError(failure)
+	if err := <-d.copied; failure == nil && err != nil {
+		return fmt.Errorf("staging the dump: %w", err)
+	}
+	if failure == nil && d.file == "" {
+		return fmt.Errorf("the archive holds no database dump")
+	}
+	return failure
+}
+
+// load restores into the new database and checks its rows against the manifest.
+func (d *dbStage) load(ctx context.Context, u *undo, jobs int, want []archive.Table) error {
+	if err := d.pg.Create(ctx, d.newName); err != nil {
+		return err
+	}
+	u.push("the new database", func() error { return d.pg.Drop(context.Background(), d.newName) })
+	fresh := d.pg.On(d.newName)
+	if err := fresh.RestoreFile(ctx, d.file, d.plain, jobs); err != nil {
+		return err
+	}
+	if want == nil {
+		return nil
+	}
+	return checkRows(ctx, fresh, want)
+}
+
+func checkRows(ctx context.Context, pg postgres.Target, want []archive.Table) error {
+	got, err := pg.CountRows(ctx)
+	if err != nil {
+		return fmt.Errorf("counting restored rows: %w", err)
+	}
+	have := map[string]int64{}
+	for _, t := range got {
+		have[t.Schema+"."+t.Name] = t.Rows
+	}
+	var bad []string
+	for _, t := range want {
+		if n := have[t.Schema+"."+t.Name]; n != t.Rows {
+			bad = append(bad, fmt.Sprintf("%s.%s: %d rows restored, %d in the backup", t.Schema, t.Name, n, t.Rows))
+		}
+	}
+	if len(bad) > 0 {
+		return &archive.VerifyError{Problems: bad}
+	}
+	return nil
+}
+
+// swap puts the restored database under the live name and keeps the old one aside.
+func (d *dbStage) swap(ctx context.Context, u *undo) error {
+	live := d.pg.Database
+	exists, err := d.pg.Exists(ctx, live)
+	if err != nil {
+		return err
+	}
+	if exists {
+		if err := d.pg.Rename(ctx, live, d.oldName); err != nil {
+			return err
+		}
+		d.hadLive = true
+		u.push("setting the old database aside", func() error {
+			return d.pg.Rename(context.Background(), d.oldName, live)
+		})
+	}
+	if err := d.pg.Rename(ctx, d.newName, live); err != nil {
+		return err
+	}
+	u.push("swapping in the new database", func() error {
+		return d.pg.Rename(context.Background(), live, d.newName)
+	})
+	return nil
+}
+
+// cleanup drops the old database and the staged dump once everything has succeeded.
+func (d *dbStage) cleanup(ctx context.Context) error {
+	var err error
+	if d.hadLive {
+		err = d.pg.Drop(ctx, d.oldName)
+	}
+	d.removeStaged(ctx)
+	return err
+}
+
+func (d *dbStage) removeStaged(ctx context.Context) {
+	_, _ = compose.Output(ctx, d.pg.API, d.pg.Container, compose.ExecOptions{Cmd: []string{"rm", "-rf", d.dir}})
+}

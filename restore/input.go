@@ -1,0 +1,199 @@
+package restore
+
+import (
+	"archive/tar"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+// input is what a restore reads: an echo-backup archive, or the two files of the manual
+// procedure (backup.sql and data-backup.tar.gz).
+type input interface {
+	manifest() *archive.Manifest
+	hasDB() bool
+	hasFiles() bool
+	plainSQL() bool
+	sources() []archive.Source
+	// walk hands every member to fn: the dump as dbMember, files under their source's prefix.
+	walk(fn func(hdr *tar.Header, r io.Reader) error) error
+	describe() string
+}
+
+const dbMember = "db/dump"
+
+func openInput(o Options) (input, error) {
+	if o.Archive != "" {
+		m, err := archive.ReadManifest(o.Archive)
+		if err != nil {
+			return nil, &compose.UserError{Err: fmt.Errorf("reading %s: %w", o.Archive, err)}
+		}
+		return &archiveInput{path: o.Archive, m: m}, nil
+	}
+	if o.SQLFile == "" && o.FilesTar == "" {
+		return nil, &compose.UserError{Err: errors.New("nothing to restore: name a backup, or a SQL dump and/or --files")}
+	}
+	return newManualInput(o)
+}
+
+type archiveInput struct {
+	path string
+	m    *archive.Manifest
+}
+
+func (a *archiveInput) manifest() *archive.Manifest { return a.m }
+func (a *archiveInput) hasDB() bool                 { return a.m.Database != nil }
+func (a *archiveInput) hasFiles() bool              { return len(a.sources()) > 0 }
+func (a *archiveInput) plainSQL() bool              { return false }
+func (a *archiveInput) describe() string            { return a.path }
+
+func (a *archiveInput) sources() []archive.Source {
+	var out []archive.Source
+	for _, s := range a.m.Sources {
+		if s.Kind != archive.KindDeployment {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// walk verifies every member's checksum on the way: a damaged archive fails here, while all
+// that has been written is still only staged.
+func (a *archiveInput) walk(fn func(hdr *tar.Header, r io.Reader) error) error {
+	_, err := archive.Walk(a.path, func(hdr *tar.Header, r io.Reader) error {
+		if a.m.Database != nil && hdr.Name == a.m.Database.Member {
+			h := *hdr
+			h.Name = dbMember
+			return fn(&h, r)
+		}
+		return fn(hdr, r)
+	})
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", a.path, err)
+	}
+	return nil
+}
+
+// manualInput reads the manual procedure's files. Their data folder tar holds "./data/…" (or
+// "data/…"): the first path element names the folder, matched to the project's bind mount.
+type manualInput struct {
+	sql, tgz string
+	folder   archive.Source
+}
+
+func newManualInput(o Options) (*manualInput, error) {
+	in := &manualInput{sql: o.SQLFile, tgz: o.FilesTar}
+	for _, p := range []string{o.SQLFile, o.FilesTar} {
+		if p == "" {
+			continue
+		}
+		if _, err := os.Stat(p); err != nil {
+			return nil, &compose.UserError{Err: err}
+		}
+	}
+	if in.tgz != "" {
+		src, err := dataFolder(o.Plan)
+		if err != nil {
+			return nil, err
+		}
+		in.folder = src
+	}
+	return in, nil
+}
+
+// dataFolder is the project's one data folder; a tar of ./data cannot say which of several it was.
+func dataFolder(plan *compose.Plan) (archive.Source, error) {
+	var binds []archive.Source
+	for _, s := range dataSources(plan) {
+		binds = append(binds, s)
+	}
+	if len(binds) != 1 {
+		return archive.Source{}, &compose.UserError{Err: fmt.Errorf("--files needs exactly one data folder or volume in the project, found %d", len(binds))}
+	}
+	return binds[0], nil
+}
+
+func (m *manualInput) manifest() *archive.Manifest { return nil }
+func (m *manualInput) hasDB() bool                 { return m.sql != "" }
+func (m *manualInput) hasFiles() bool              { return m.tgz != "" }
+func (m *manualInput) plainSQL() bool              { return true }
+
+func (m *manualInput) sources() []archive.Source {
+	if m.tgz == "" {
+		return nil
+	}
+	return []archive.Source{m.folder}
+}
+
+func (m *manualInput) describe() string {
+	return strings.Trim(m.sql+" "+m.tgz, " ")
+}
+
+func (m *manualInput) walk(fn func(hdr *tar.Header, r io.Reader) error) error {
+	if m.tgz != "" {
+		if err := m.walkTar(fn); err != nil {
+			return fmt.Errorf("reading %s: %w", m.tgz, err)
+		}
+	}
+	if m.sql != "" {
+		return m.walkSQL(fn)
+	}
+	return nil
+}
+
+func (m *manualInput) walkSQL(fn func(hdr *tar.Header, r io.Reader) error) error {
+	f, err := os.Open(m.sql)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return fn(&tar.Header{Name: dbMember, Size: st.Size(), Mode: 0o600, ModTime: st.ModTime(), Typeflag: tar.TypeReg}, f)
+}
+
+func (m *manualInput) walkTar(fn func(hdr *tar.Header, r io.Reader) error) error {
+	f, err := os.Open(m.tgz)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	gz, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	tr := tar.NewReader(gz)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(m.rename(hdr), tr); err != nil {
+			return err
+		}
+	}
+}
+
+// rename maps "./data/covers/a.jpg" to "files/data/covers/a.jpg".
+func (m *manualInput) rename(hdr *tar.Header) *tar.Header {
+	h := *hdr
+	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+	_, rest, _ := strings.Cut(name, "/")
+	h.Name = m.folder.Member + rest
+	if h.Typeflag == tar.TypeDir && rest != "" {
+		h.Name += "/"
+	}
+	return &h
+}

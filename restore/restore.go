@@ -1,0 +1,327 @@
+// Package restore brings a deployment back from a backup, or changes nothing: everything is
+// staged and checked beside the live data first, the app is stopped only for the swap, and
+// every step that changes something registers its undo.
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/postgres"
+)
+
+// Options say what to restore from and how carefully.
+type Options struct {
+	Plan     *compose.Plan
+	API      compose.Engine
+	Services *compose.Services
+	Archive  string // an echo-backup archive; empty with SQLFile/FilesTar
+	SQLFile  string // a plain pg_dump, as the manual procedure makes it
+	FilesTar string // a tar.gz of the data folder, as the manual procedure makes it
+	Only     string // "", "db" or "files"
+
+	ForceProject bool
+	SafetyBackup bool
+	Dir          string // where the safety backup goes
+	ToolVersion  string
+	LocalEngine  bool
+	Jobs         int
+
+	DryRun  bool
+	Confirm func(plan string) (bool, error)
+	Log     func(string)
+}
+
+// Result says what happened.
+type Result struct {
+	Archive      string        `json:"archive,omitempty"`
+	SafetyBackup string        `json:"safetyBackup,omitempty"`
+	Database     string        `json:"database,omitempty"`
+	Folders      []string      `json:"folders"`
+	Stopped      []string      `json:"stopped"`
+	Downtime     time.Duration `json:"downtime"`
+	Duration     time.Duration `json:"duration"`
+	DryRun       bool          `json:"dryRun,omitempty"`
+	Plan         string        `json:"plan"`
+}
+
+// ErrCancelled is returned when the user answers no.
+var ErrCancelled = errors.New("restore cancelled: nothing was changed")
+
+type run struct {
+	o       Options
+	src     input
+	pg      postgres.Target
+	db      *dbStage
+	folders []*folderStage
+	undo    undo
+	res     *Result
+	id      string
+	apps    []string
+}
+
+// Run restores. On any failure after the first change it rolls everything back.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	if o.Log == nil {
+		o.Log = func(string) {}
+	}
+	r := &run{o: o, res: &Result{Archive: o.Archive}, id: time.Now().UTC().Format("20060102T150405")}
+	src, err := openInput(o)
+	if err != nil {
+		return nil, err
+	}
+	r.src = src
+	if err := r.prepare(ctx); err != nil {
+		return nil, err
+	}
+	r.res.Plan = r.describe()
+	if o.DryRun {
+		r.res.DryRun = true
+		return r.res, nil
+	}
+	if o.Confirm != nil {
+		ok, err := o.Confirm(r.res.Plan)
+		if err != nil || !ok {
+			return nil, errors.Join(ErrCancelled, err)
+		}
+	}
+	defer r.closeHelpers()
+	if err := r.apply(ctx); err != nil {
+		return r.res, r.rollback(err)
+	}
+	r.finish(ctx)
+	r.res.Duration = time.Since(start)
+	return r.res, nil
+}
+
+// prepare checks everything that can be checked without changing anything, and makes sure the
+// database service runs (creating it after `docker compose down -v`).
+func (r *run) prepare(ctx context.Context) error {
+	m := r.src.manifest()
+	if m != nil && m.Project.Name != r.o.Plan.Name && !r.o.ForceProject {
+		return &compose.UserError{Err: fmt.Errorf("%s is a backup of project %q, not of %q: use --force-project to restore it here anyway",
+			r.o.Archive, m.Project.Name, r.o.Plan.Name)}
+	}
+	r.apps = r.o.Services.RunningApps()
+	if len(r.apps) == 0 && !anyContainer(r.o.Plan) {
+		r.apps = r.o.Services.DefaultApps()
+	}
+	if r.wantDB() {
+		if err := r.prepareDB(ctx); err != nil {
+			return err
+		}
+	}
+	if r.wantFiles() {
+		return r.prepareFolders(ctx)
+	}
+	return nil
+}
+
+func anyContainer(plan *compose.Plan) bool {
+	for _, s := range plan.Services {
+		if len(s.Containers) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func (r *run) wantDB() bool    { return r.o.Only != "files" && r.src.hasDB() }
+func (r *run) wantFiles() bool { return r.o.Only != "db" && r.src.hasFiles() }
+
+func (r *run) prepareDB(ctx context.Context) error {
+	if _, err := r.o.Services.EnsureDatabase(ctx); err != nil {
+		return err
+	}
+	if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
+		return err
+	}
+	c, err := r.o.Plan.DatabaseContainer()
+	if err != nil {
+		return err
+	}
+	db := r.o.Plan.Database
+	r.pg = postgres.Target{API: r.o.API, Container: c.ID, User: db.User, Database: db.Name, Password: db.Password}
+	if err := r.pg.WaitReady(ctx, 2*time.Minute); err != nil {
+		return err
+	}
+	if err := r.checkMajor(ctx); err != nil {
+		return err
+	}
+	r.db = newDBStage(r.pg, r.id, r.src.plainSQL())
+	r.res.Database = db.Name
+	return nil
+}
+
+// checkMajor refuses a dump made by a newer PostgreSQL than the server: pg_restore cannot read it.
+func (r *run) checkMajor(ctx context.Context) error {
+	m := r.src.manifest()
+	if m == nil || m.Database == nil {
+		return nil
+	}
+	server, err := r.pg.ServerVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if dump := postgres.Major(m.Database.PgDumpVersion); dump > postgres.Major(server) {
+		return &compose.UserError{Err: fmt.Errorf("the backup was made with PostgreSQL %d (%s) and the server runs %s: "+
+			"upgrade the database image first", dump, m.Database.PgDumpVersion, server)}
+	}
+	return nil
+}
+
+func (r *run) prepareFolders(ctx context.Context) error {
+	current := map[string]archive.Source{}
+	for _, s := range backup.DataSources(r.o.Plan) {
+		current[s.Name] = s
+	}
+	for _, saved := range r.src.sources() {
+		live, ok := current[saved.Name]
+		if !ok {
+			r.o.Log(fmt.Sprintf("WARNING: the backup holds %s %s, which the project no longer has: not restored", saved.Kind, saved.Path))
+			continue
+		}
+		if live.Kind == "volume" {
+			if err := compose.EnsureVolume(ctx, r.o.API, r.o.Plan, live.Path); err != nil {
+				return err
+			}
+		}
+		r.folders = append(r.folders, newFolderStage(saved, live.Kind, live.Path, r.id))
+		r.res.Folders = append(r.res.Folders, live.Path)
+	}
+	return nil
+}
+
+func (r *run) describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Restore into project %q from %s:\n", r.o.Plan.Name, r.src.describe())
+	if r.db != nil {
+		fmt.Fprintf(&b, "  - database %q is replaced (the current one is kept until the restore has succeeded)\n", r.pg.Database)
+	}
+	for _, f := range r.folders {
+		fmt.Fprintf(&b, "  - %s is replaced\n", f.describe())
+	}
+	if len(r.apps) > 0 {
+		fmt.Fprintf(&b, "  - services stopped for the swap, then started: %s\n", strings.Join(r.apps, ", "))
+	}
+	if r.o.SafetyBackup {
+		fmt.Fprintf(&b, "  - a safety backup of the current state is saved first in %s\n", r.o.Dir)
+	}
+	return b.String()
+}
+
+// apply stages and checks everything beside the live data, saves the current state, then stops
+// the app only for the swap.
+func (r *run) apply(ctx context.Context) error {
+	r.o.Log("staging and checking the backup beside the live data")
+	if err := r.stage(ctx); err != nil {
+		return err
+	}
+	if err := r.loadAndSave(ctx); err != nil {
+		return err
+	}
+	down := time.Now()
+	r.o.Log("stopping " + strings.Join(r.apps, ", "))
+	r.undo.push("stopping the services", func() error { return r.o.Services.Start(context.Background(), r.apps) })
+	if err := r.o.Services.Stop(ctx, r.apps); err != nil {
+		return err
+	}
+	if err := r.swap(ctx); err != nil {
+		return err
+	}
+	r.o.Log("starting " + strings.Join(r.apps, ", "))
+	if err := r.o.Services.Start(ctx, r.apps); err != nil {
+		return err
+	}
+	r.res.Downtime = time.Since(down)
+	r.res.Stopped = r.apps
+	return nil
+}
+
+func (r *run) swap(ctx context.Context) error {
+	if r.db != nil {
+		if err := r.db.swap(ctx, &r.undo); err != nil {
+			return err
+		}
+	}
+	for _, f := range r.folders {
+		if err := f.swap(ctx); err != nil {
+			return err
+		}
+		r.undo.push("swapping "+f.describe(), func() error { return f.unswap(context.Background()) })
+		if err := f.applyVolumeRoot(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rollback undoes every change, newest first, and says where things stand.
+func (r *run) rollback(cause error) error {
+	r.o.Log("restore failed, rolling back: " + cause.Error())
+	if r.db != nil {
+		_ = r.reviveDB()
+	}
+	undoErr := r.undo.run()
+	r.discardStaged()
+	msg := "nothing was changed"
+	if undoErr != nil {
+		msg = "the rollback was incomplete: " + undoErr.Error()
+	}
+	if r.res.SafetyBackup != "" {
+		msg += "; the state before the restore is saved in " + r.res.SafetyBackup
+	}
+	return fmt.Errorf("restore failed: %w (%s)", cause, msg)
+}
+
+// reviveDB starts the database again when it died during the restore, so that the rollback
+// can rename and drop databases.
+func (r *run) reviveDB() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
+		return err
+	}
+	if _, err := r.o.Services.EnsureDatabase(ctx); err != nil {
+		return err
+	}
+	return r.pg.WaitReady(ctx, 2*time.Minute)
+}
+
+func (r *run) discardStaged() {
+	ctx := context.Background()
+	for _, f := range r.folders {
+		_ = f.discard(ctx, f.staged)
+	}
+	if r.db != nil {
+		r.db.removeStaged(ctx)
+	}
+}
+
+// finish removes what the swap set aside, once the services are back.
+func (r *run) finish(ctx context.Context) {
+	r.undo.forget()
+	if r.db != nil {
+		if err := r.db.cleanup(ctx); err != nil {
+			r.o.Log("WARNING: the old database could not be removed: " + err.Error())
+		}
+	}
+	for _, f := range r.folders {
+		if err := f.discard(ctx, f.old); err != nil {
+			r.o.Log("WARNING: the old copy of " + f.describe() + " could not be removed: " + err.Error())
+		}
+	}
+}
+
+func (r *run) closeHelpers() {
+	for _, f := range r.folders {
+		f.close()
+	}
+}

@@ -1,0 +1,253 @@
+package restore
+
+import (
+	"archive/tar"
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+
+	"github.com/moby/moby/api/types/mount"
+
+	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+// folderStage restores one folder or volume: the archive's entries are extracted by the engine
+// into a staging folder beside the live one, inside a helper container, so owners come back as
+// saved whatever user runs the CLI, and remote engines work the same way. The swap is a rename.
+type folderStage struct {
+	name   string // source name in the archive
+	prefix string // member prefix, "files/data/"
+	kind   string // bind or volume
+	source string // host path or volume name
+	h      *compose.Helper
+	live   string // paths inside the helper
+	staged string
+	old    string
+	root   *tar.Header // the folder's own mode and owner
+	tw     *tar.Writer
+	pw     *io.PipeWriter
+	copied chan error
+}
+
+const helperRoot = "/echobackup"
+
+func newFolderStage(src archive.Source, kind, source, id string) *folderStage {
+	s := &folderStage{name: src.Name, prefix: src.Member, kind: kind, source: source}
+	if kind == "volume" {
+		s.live = helperRoot + "/vol"
+		s.staged = s.live + "/.echobackup-new-" + id
+		s.old = s.live + "/.echobackup-old-" + id
+		return s
+	}
+	base := filepath.Base(source)
+	s.live = helperRoot + "/parent/" + base
+	s.staged = helperRoot + "/parent/." + base + ".echobackup-new-" + id
+	s.old = helperRoot + "/parent/." + base + ".echobackup-old-" + id
+	return s
+}
+
+func (s *folderStage) mount() mount.Mount {
+	if s.kind == "volume" {
+		return mount.Mount{Type: mount.TypeVolume, Source: s.source, Target: helperRoot + "/vol"}
+	}
+	return mount.Mount{Type: mount.TypeBind, Source: filepath.Dir(s.source), Target: helperRoot + "/parent"}
+}
+
+// open starts the helper and the engine's extraction, which then reads what add writes.
+func (s *folderStage) open(ctx context.Context, api compose.Engine, project, image string) error {
+	h, err := compose.CreateHelper(ctx, api, compose.HelperOptions{Project: project, Image: image,
+		Mounts: []mount.Mount{s.mount()}, Cmd: []string{"sleep", "86400"}, Purpose: "restore"})
+	if err != nil {
+		return err
+	}
+	s.h = h
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	if err := s.sh(ctx, `rm -rf "$1" && mkdir -p "$1"`, s.staged); err != nil {
+		return fmt.Errorf("preparing a staging folder for %s: %w", s.source, err)
+	}
+	pr, pw := io.Pipe()
+	s.pw, s.tw, s.copied = pw, tar.NewWriter(pw), make(chan error, 1)
+	go func() {
+		err := h.Write(ctx, s.staged, pr)
+		pr.CloseWithError(err)
+		s.copied <- err
+	}()
+	return nil
+}
+
+func (s *folderStage) sh(ctx context.Context, script string, args ...string) error {
+	cmd := append([]string{"sh", "-c", script, "sh"}, args...)
+	_, err := compose.Output(ctx, s.h.API(), s.h.ID, compose.ExecOptions{Cmd: cmd})
+	return err
+}
+
+// add writes one archive member into the staging stream, refusing names and links that
+// would land outside the folder.
+func (s *folderStage) add(hdr *tar.Header, r io.Reader) error {
+	rel := strings.TrimPrefix(hdr.Name, s.prefix)
+	if strings.Trim(rel, "/") == "" {
+		h := *hdr
+		s.root = &h
+		return nil
+	}
+	if _, err := archive.SafeJoin("/staged", rel); err != nil {
+		return err
+	}
+	if err := checkLink(hdr, s.prefix, rel); err != nil {
+		return err
+	}
+	h := *hdr
+	h.Name = rel
+	if h.Typeflag == tar.TypeLink {
+		h.Linkname = strings.TrimPrefix(h.Linkname, s.prefix)
+	}
+	if err := s.tw.WriteHeader(&h); err != nil {
+		return fmt.Errorf("staging %s: %w", hdr.Name, err)
+	}
+	if r != nil {
+		if _, err := io.Copy(s.tw, r); err != nil {
+			return fmt.Errorf("staging %s: %w", hdr.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkLink refuses symlinks that point out of the folder; a hard link's target is a member
+// name, which must lie inside it too.
+func checkLink(hdr *tar.Header, prefix, rel string) error {
+	switch hdr.Typeflag {
+	case tar.TypeSymlink:
+		return archive.CheckLink("/staged", rel, hdr.Linkname)
+	case tar.TypeLink:
+		if !strings.HasPrefix(hdr.Linkname, prefix) {
+			return fmt.Errorf("hard link %s points outside its folder: %s", hdr.Name, hdr.Linkname)
+		}
+		_, err := archive.SafeJoin("/staged", strings.TrimPrefix(hdr.Linkname, prefix))
+		return err
+	}
+	return nil
+}
+
+// finish ends the stream and waits for the engine to have written everything.
+func (s *folderStage) finish(failure error) error {
+	if s.pw == nil {
+		return failure
+	}
+	if failure != nil {
+		s.pw.CloseWithError(failure)
+		<-s.copied
+		return failure
+	}
+	if err := s.tw.Close(); err != nil {
+		s.pw.CloseWithError(err)
+	} else {
+		s.pw.Close()
+	}
+	if err := <-s.copied; err != nil {
+		return fmt.Errorf("staging %s: %w", s.source, err)
+	}
+	return s.applyRoot()
+}
+
+// applyRoot gives the staged folder the saved folder's own mode and owner (uid 1001 for Echo).
+func (s *folderStage) applyRoot() error {
+	if s.root == nil {
+		return nil
+	}
+	return s.setRoot(context.Background(), s.staged)
+}
+
+func (s *folderStage) setRoot(ctx context.Context, dir string) error {
+	return s.sh(ctx, `chown "$2:$3" "$1" && chmod "$4" "$1" && touch -d "@$5" "$1"`, dir,
+		fmt.Sprint(s.root.Uid), fmt.Sprint(s.root.Gid), fmt.Sprintf("%o", s.root.Mode&0o7777), fmt.Sprint(s.root.ModTime.Unix()))
+}
+
+// Folder swaps. For a bind mount the folders are siblings; a volume cannot be renamed, so its
+// entries move inside it.
+const (
+	swapBind = `set -e
+if [ -e "$1" ]; then mv "$1" "$3"; fi
+mv "$2" "$1"`
+	unswapBind = `set -e
+if [ -e "$1" ]; then mv "$1" "$2"; fi
+if [ -e "$3" ]; then mv "$3" "$1"; fi`
+	swapVolume = `set -e
+cd "$1"; new=$(basename "$2"); old=$(basename "$3")
+mkdir "$old"
+for f in .[!.]* ..?* *; do
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  [ "$f" = "$new" ] || [ "$f" = "$old" ] || mv "$f" "$old/"
+done
+for f in "$new"/.[!.]* "$new"/..?* "$new"/*; do
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  mv "$f" .
+done
+rmdir "$new"
+chown --reference=. "$old" 2>/dev/null || true`
+	unswapVolume = `set -e
+cd "$1"; old=$(basename "$3")
+[ -d "$old" ] || exit 0
+for f in .[!.]* ..?* *; do
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  [ "$f" = "$old" ] || rm -rf "$f"
+done
+for f in "$old"/.[!.]* "$old"/..?* "$old"/*; do
+  [ -e "$f" ] || [ -L "$f" ] || continue
+  mv "$f" .
+done
+rmdir "$old"`
+)
+
+func (s *folderStage) swap(ctx context.Context) error {
+	script := swapBind
+	if s.kind == "volume" {
+		script = swapVolume
+	}
+	if err := s.sh(ctx, script, s.live, s.staged, s.old); err != nil {
+		return fmt.Errorf("swapping in the restored %s: %w", s.source, err)
+	}
+	return nil
+}
+
+func (s *folderStage) unswap(ctx context.Context) error {
+	script := unswapBind
+	if s.kind == "volume" {
+		script = unswapVolume
+	}
+	return s.sh(ctx, script, s.live, s.staged, s.old)
+}
+
+// applyVolumeRoot: in a volume the root is the volume itself, so its mode and owner are set
+// after the swap rather than on the staging folder.
+func (s *folderStage) applyVolumeRoot(ctx context.Context) error {
+	if s.kind != "volume" || s.root == nil {
+		return nil
+	}
+	return s.setRoot(ctx, s.live)
+}
+
+// discard removes the staged copy (after a failure) or the old one (after success).
+func (s *folderStage) discard(ctx context.Context, which string) error {
+	if s.h == nil {
+		return nil
+	}
+	return s.sh(ctx, `rm -rf "$1"`, which)
+}
+
+func (s *folderStage) close() {
+	if s.h != nil {
+		_ = s.h.Remove()
+	}
+}
+
+func (s *folderStage) describe() string {
+	if s.kind == "volume" {
+		return "volume " + s.source
+	}
+	return "folder " + s.source
+}

@@ -1,0 +1,34 @@
+package restore
+
+import "errors"
+
+// undo is the list of what to take back if a later step fails, newest first: each step that
+// changes something registers how to reverse it as soon as it has succeeded.
+type undo struct {
+	steps []undoStep
+}
+
+type undoStep struct {
+	what string
+	fn   func() error
+}
+
+func (u *undo) push(what string, fn func() error) {
+	u.steps = append(u.steps, undoStep{what: what, fn: fn})
+}
+
+// run reverses every registered step, newest first, and keeps going past failures so that as
+// much as possible is put back.
+func (u *undo) run() error {
+	var errs []error
+	for i := len(u.steps) - 1; i >= 0; i-- {
+		if err := u.steps[i].fn(); err != nil {
+			errs = append(errs, errors.New("undoing "+u.steps[i].what+": "+err.Error()))
+		}
+	}
+	u.steps = nil
+	return errors.Join(errs...)
+}
+
+// forget drops the undo steps once the whole restore has succeeded.
+func (u *undo) forget() { u.steps = nil }
