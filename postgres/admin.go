@@ -55,6 +55,15 @@ func (t Target) Exists(ctx context.Context, name string) (bool, error) {
 	return n > 0, err
 }
 
+// Databases lists the databases whose names start with prefix.
+func (t Target) Databases(ctx context.Context, prefix string) ([]string, error) {
+	out, err := t.admin(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, "+literal(prefix)+") ORDER BY 1")
+	if err != nil || out == "" {
+		return nil, err
+	}
+	return strings.Split(out, "\n"), nil
+}
+
 // Create makes an empty database owned by the target's user, from template0 so that nothing
 // added to template1 gets in the way of the restore.
 func (t Target) Create(ctx context.Context, name string) error {

@@ -157,6 +157,26 @@ func (r *run) prepareDB(ctx context.Context) error {
 	}
 	r.db = newDBStage(r.pg, r.id, r.src.plainSQL())
 	r.res.Database = db.Name
+	return r.dropStaleStaging(ctx)
+}
+
+// dropStaleStaging removes new databases left by a restore that was killed before it could
+// roll back. Set-aside old databases are only reported: one may be the last copy of the data.
+func (r *run) dropStaleStaging(ctx context.Context) error {
+	stale, err := r.pg.Databases(ctx, r.pg.Database+"_echobackup_")
+	if err != nil {
+		return err
+	}
+	for _, name := range stale {
+		if strings.Contains(name, "_echobackup_new_") {
+			if err := r.pg.Drop(ctx, name); err != nil {
+				return err
+			}
+			continue
+		}
+		r.o.Log(fmt.Sprintf("WARNING: database %q was set aside by an earlier restore that did not finish; "+
+			"drop it once you are sure you do not need it", name))
+	}
 	return nil
 }
 
@@ -266,10 +286,11 @@ func (r *run) swap(ctx context.Context) error {
 // rollback undoes every change, newest first, and says where things stand.
 func (r *run) rollback(cause error) error {
 	r.o.Log("restore failed, rolling back: " + cause.Error())
+	var reviveErr error
 	if r.db != nil {
-		_ = r.reviveDB()
+		reviveErr = r.reviveDB()
 	}
-	undoErr := r.undo.run()
+	undoErr := errors.Join(reviveErr, r.undo.run())
 	r.discardStaged()
 	msg := "nothing was changed"
 	if undoErr != nil {
@@ -282,17 +303,24 @@ func (r *run) rollback(cause error) error {
 }
 
 // reviveDB starts the database again when it died during the restore, so that the rollback
-// can rename and drop databases.
+// can rename and drop databases. A container that is being killed still reads as running for
+// a moment, so it checks again until the server answers.
 func (r *run) reviveDB() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
-		return err
+	var err error
+	for ctx.Err() == nil {
+		if err = r.o.Services.Refresh(ctx, r.o.API); err != nil {
+			return err
+		}
+		if _, err = r.o.Services.EnsureDatabase(ctx); err == nil {
+			if err = r.pg.WaitReady(ctx, 5*time.Second); err == nil {
+				return nil
+			}
+		}
+		time.Sleep(time.Second)
 	}
-	if _, err := r.o.Services.EnsureDatabase(ctx); err != nil {
-		return err
-	}
-	return r.pg.WaitReady(ctx, 2*time.Minute)
+	return fmt.Errorf("the database did not come back: %w", err)
 }
 
 func (r *run) discardStaged() {
