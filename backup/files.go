@@ -130,7 +130,7 @@ func addDeploymentFile(w *archive.Writer, workDir, p string) error {
 	if err != nil {
 		return err
 	}
-	hdr, err := tar.FileInfoHeader(st, "")
+	hdr, err := tar.FileInfoHeader(files.NumericOwner(st), "")
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/echo-backup/echo-backup/archive"
@@ -56,6 +57,9 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if err := prepareDir(o.Dir); err != nil {
 		return nil, err
 	}
+	if o.LocalEngine {
+		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
+	}
 	if err := checkSpace(ctx, target, o); err != nil {
 		return nil, err
 	}
@@ -75,7 +79,7 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserve int64) (*Result, error) {
 	created := time.Now().UTC().Truncate(time.Second)
 	path := filepath.Join(o.Dir, FileName(o.Plan.Name, created))
-	w, err := archive.Create(path, archive.Options{Reserve: reserve})
+	w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest})
 	if err != nil {
 		return nil, fmt.Errorf("creating backup %s: %w", path, err)
 	}

@@ -30,7 +30,9 @@ type HelperOptions struct {
 	Env     []string
 	// KeepEntrypoint runs the image's own entrypoint, for a throwaway PostgreSQL server.
 	KeepEntrypoint bool
-	Purpose        string // for the label, e.g. "read", "write"
+	// NetworkOf joins another container's network namespace, to reach its server on 127.0.0.1.
+	NetworkOf string
+	Purpose   string // for the label, e.g. "read", "write"
 }
 
 // Helper is a created container; Remove it when done.
@@ -55,10 +57,11 @@ func CreateHelper(ctx context.Context, api Engine, o HelperOptions) (*Helper, er
 	if !o.KeepEntrypoint {
 		cfg.Entrypoint = []string{}
 	}
-	res, err := api.ContainerCreate(ctx, client.ContainerCreateOptions{
-		Config:     cfg,
-		HostConfig: &container.HostConfig{Mounts: o.Mounts, NetworkMode: network.NetworkNone},
-	})
+	hostCfg := &container.HostConfig{Mounts: o.Mounts, NetworkMode: network.NetworkNone}
+	if o.NetworkOf != "" {
+		hostCfg.NetworkMode = container.NetworkMode("container:" + o.NetworkOf)
+	}
+	res, err := api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hostCfg})
 	if err != nil {
 		return nil, fmt.Errorf("creating a helper container from image %s: %w", o.Image, err)
 	}

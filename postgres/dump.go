@@ -51,7 +51,10 @@ func (t Target) Dump(ctx context.Context, w io.Writer) (*DumpInfo, error) {
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		cmd := []string{"pg_dump", "-Fc", "-Z0", "--snapshot=" + snapshot, "-U", t.User, "-d", t.Database}
+		cmd := []string{"pg_dump", "-Fc", "-Z0", "--no-sync", "--snapshot=" + snapshot, "-U", t.User, "-d", t.Database}
+		if t.Near != nil {
+			return t.dumpNear(gctx, cmd, w)
+		}
 		return t.exec(gctx, cmd, nil, w)
 	})
 	g.Go(func() error {

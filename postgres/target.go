@@ -18,13 +18,19 @@ type Target struct {
 	User      string
 	Database  string
 	Password  string // handed to the tools through PGPASSWORD, never on a command line
+	Near      *Near  // nil: tools run by exec in the database container
+	options   string // PGOPTIONS for the session
 }
 
 func (t Target) env() []string {
-	if t.Password == "" {
-		return nil
+	var env []string
+	if t.Password != "" {
+		env = append(env, "PGPASSWORD="+t.Password)
 	}
-	return []string{"PGPASSWORD=" + t.Password}
+	if t.options != "" {
+		env = append(env, "PGOPTIONS="+t.options)
+	}
+	return env
 }
 
 func (t Target) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout io.Writer) error {

@@ -1,0 +1,48 @@
+package compose
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/moby/moby/api/pkg/stdcopy"
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/client"
+)
+
+// RunHelper runs a one-off helper container to its end and fails, with the end of its stderr,
+// unless it exits 0. The helper is removed whatever happens.
+func RunHelper(ctx context.Context, api Engine, o HelperOptions) error {
+	h, err := CreateHelper(ctx, api, o)
+	if err != nil {
+		return err
+	}
+	defer h.Remove()
+	wait := api.ContainerWait(ctx, h.ID, client.ContainerWaitOptions{Condition: container.WaitConditionNextExit})
+	if err := h.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case res := <-wait.Result:
+		if res.StatusCode != 0 {
+			return &ExitError{Cmd: o.Cmd[0], Code: int(res.StatusCode), Stderr: h.stderr()}
+		}
+		return nil
+	case err := <-wait.Error:
+		return fmt.Errorf("waiting for %s: %w", o.Cmd[0], err)
+	}
+}
+
+func (h *Helper) stderr() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*1e9)
+	defer cancel()
+	logs, err := h.api.ContainerLogs(ctx, h.ID, client.ContainerLogsOptions{ShowStderr: true, Tail: "20"})
+	if err != nil {
+		return ""
+	}
+	defer logs.Close()
+	var out bytes.Buffer
+	_, _ = stdcopy.StdCopy(&out, &out, logs)
+	return strings.TrimSpace(out.String())
+}
