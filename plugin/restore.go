@@ -119,10 +119,13 @@ func confirmer(dockerCli command.Cli) func(string) (bool, error) {
 	}
 }
 
+// logger prints progress lines on stderr with the time since the start, so a user sees
+// where a long restore spends it.
 func logger(dockerCli command.Cli, format string) func(string) {
+	start := time.Now()
 	return func(msg string) {
 		if format != formatJSON || strings.HasPrefix(msg, "WARNING") {
-			fmt.Fprintln(dockerCli.Err(), msg)
+			fmt.Fprintf(dockerCli.Err(), "[%5.1fs] %s\n", time.Since(start).Seconds(), msg)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -96,11 +97,30 @@ func (t Target) disconnect(ctx context.Context, name string) error {
 	return err
 }
 
+// runFile runs a tool whose last file argument is file: by exec in the container, or near it
+// with file's folder mounted.
+func (t Target) runFile(ctx context.Context, cmd []string, file string) error {
+	if t.Near == nil {
+		return t.exec(ctx, cmd, nil, nil)
+	}
+	for i, arg := range cmd {
+		if arg == file {
+			cmd[i] = xferMount + "/" + filepath.Base(file)
+		}
+	}
+	return t.tool(ctx, filepath.Dir(file), cmd...)
+}
+
 // On returns the same server with another database selected.
 func (t Target) On(database string) Target {
 	t.Database = database
 	return t
 }
+
+// restoreOptions speed up a load into a database that is not live yet: no waiting for each
+// commit to reach the disk (a crash just means restoring again), more memory for index builds,
+// and no parallel index workers, whose shared memory does not fit a container's 64 MB /dev/shm.
+const restoreOptions = "-c synchronous_commit=off -c maintenance_work_mem=128MB -c max_parallel_maintenance_workers=0"
 
 // RestoreFile loads a dump staged inside the container: custom format with pg_restore -j
 // (parallel needs a seekable file, hence the staging), plain SQL with the container's own psql,
@@ -112,7 +132,8 @@ func (t Target) RestoreFile(ctx context.Context, file string, plain bool, jobs i
 		cmd = []string{"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction",
 			"-U", t.User, "-d", t.Database, "-f", file}
 	}
-	if err := t.exec(ctx, cmd, nil, nil); err != nil {
+	t.options = restoreOptions
+	if err := t.runFile(ctx, cmd, file); err != nil {
 		return fmt.Errorf("restoring into database %q: %w", t.Database, err)
 	}
 	return nil

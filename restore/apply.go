@@ -18,25 +18,29 @@ import (
 
 func dataSources(plan *compose.Plan) []archive.Source { return backup.DataSources(plan) }
 
-// stage reads the input once: files go into the staging folders, the dump into the database
-// container. The archive's checksums are checked on the way, so a damaged archive stops here.
-func (r *run) stage(ctx context.Context) (err error) {
-	opened, err := r.openStages(ctx)
-	defer func() {
-		for _, finish := range opened {
-			err = errors.Join(err, finish(err))
-		}
-	}()
-	if err != nil {
-		return err
+// stageAndLoad prepares everything beside the live data at the same time: the files go into
+// staging folders while the whole input is checked, the dump is staged and loaded into a new
+// database, and the safety backup of the current state is written. Nothing live changes.
+func (r *run) stageAndLoad(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.stageFiles(gctx) })
+	if r.db != nil {
+		g.Go(func() error { return r.stageAndLoadDB(gctx) })
 	}
-	return r.src.walk(func(hdr *tar.Header, rd io.Reader) error {
-		if hdr.Name == dbMember {
-			if r.db == nil {
-				return nil
-			}
-			return r.db.add(hdr, rd)
+	if r.o.SafetyBackup && r.somethingToSave() {
+		g.Go(func() error { return r.safetyBackup(gctx) })
+	}
+	return g.Wait()
+}
+
+func (r *run) stageFiles(ctx context.Context) (err error) {
+	for _, f := range r.folders {
+		if err := f.open(ctx, r.o.API, r.o.Plan.Name, r.o.Plan.Database.Image); err != nil {
+			return err
 		}
+		defer func() { err = errors.Join(err, f.finish(err)) }()
+	}
+	err = r.src.walk(func(hdr *tar.Header, rd io.Reader) error {
 		for _, f := range r.folders {
 			if strings.HasPrefix(hdr.Name, f.prefix) {
 				return f.add(hdr, rd)
@@ -44,40 +48,35 @@ func (r *run) stage(ctx context.Context) (err error) {
 		}
 		return nil
 	})
+	if err == nil {
+		r.o.Log("files staged and the backup checked")
+	}
+	return err
 }
 
-// openStages starts every staging stream and returns the functions that end them.
-func (r *run) openStages(ctx context.Context) ([]func(error) error, error) {
-	var finishers []func(error) error
-	if r.db != nil {
-		if err := r.db.open(ctx); err != nil {
-			return finishers, err
-		}
-		finishers = append(finishers, r.db.finish)
+func (r *run) stageAndLoadDB(ctx context.Context) error {
+	if err := r.stageDB(ctx); err != nil {
+		return err
 	}
-	for _, f := range r.folders {
-		if err := f.open(ctx, r.o.API, r.o.Plan.Name, r.o.Plan.Database.Image); err != nil {
-			return finishers, err
-		}
-		finishers = append(finishers, f.finish)
+	r.o.Log("loading the dump into a new database beside the live one")
+	if err := r.db.load(ctx, &r.undo, r.jobs(), r.expectedTables()); err != nil {
+		return err
 	}
-	return finishers, nil
+	r.o.Log("the new database is loaded and its rows checked")
+	return nil
 }
 
-// loadAndSave loads the dump into the new database while the safety backup of the current
-// state is written: both run before anything is stopped.
-func (r *run) loadAndSave(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	if r.db != nil {
-		g.Go(func() error {
-			r.o.Log("loading the dump into a new database beside the live one")
-			return r.db.load(gctx, &r.undo, r.jobs(), r.expectedTables())
-		})
+func (r *run) stageDB(ctx context.Context) (err error) {
+	if err := r.db.open(ctx); err != nil {
+		return err
 	}
-	if r.o.SafetyBackup && r.somethingToSave() {
-		g.Go(func() error { return r.safetyBackup(gctx) })
+	defer func() { err = r.db.finish(err) }()
+	hdr, rd, err := r.src.dump()
+	if err != nil {
+		return err
 	}
-	return g.Wait()
+	defer rd.Close()
+	return r.db.add(hdr, rd)
 }
 
 func (r *run) jobs() int {
@@ -120,5 +119,6 @@ func (r *run) safetyBackup(ctx context.Context) error {
 		return fmt.Errorf("taking the safety backup: %w", err)
 	}
 	r.res.SafetyBackup = res.Path
+	r.o.Log("safety backup saved: " + res.Path)
 	return nil
 }

@@ -3,8 +3,11 @@ package restore
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
@@ -25,6 +28,7 @@ type dbStage struct {
 	pw      *io.PipeWriter
 	tw      *tar.Writer
 	copied  chan error
+	local   *os.File // near mode: the dump is staged on this machine
 }
 
 func newDBStage(pg postgres.Target, id string, plain bool) *dbStage {
@@ -33,6 +37,9 @@ func newDBStage(pg postgres.Target, id string, plain bool) *dbStage {
 }
 
 func (d *dbStage) open(ctx context.Context) error {
+	if d.pg.Near != nil {
+		return d.openLocal()
+	}
 	if _, err := compose.Output(ctx, d.pg.API, d.pg.Container, compose.ExecOptions{
 		Cmd: []string{"sh", "-c", `rm -rf "$1" && mkdir -p "$1" && chmod 0700 "$1"`, "sh", d.dir}}); err != nil {
 		return fmt.Errorf("preparing %s in the database container: %w", d.dir, err)
@@ -47,12 +54,35 @@ func (d *dbStage) open(ctx context.Context) error {
 	return nil
 }
 
+// openLocal stages the dump in a private folder beside the backups, read by pg_restore in a
+// helper container: faster than the container's own disk, and no copy through the engine.
+func (d *dbStage) openLocal() error {
+	dir, err := os.MkdirTemp(d.pg.Near.Dir, ".echobackup-xfer-")
+	if err != nil {
+		return fmt.Errorf("creating a staging folder: %w", err)
+	}
+	d.dir = dir
+	d.file = filepath.Join(dir, d.fileName())
+	d.local, err = os.OpenFile(d.file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	return err
+}
+
+func (d *dbStage) fileName() string {
+	if d.plain {
+		return "db.sql"
+	}
+	return "db.dump"
+}
+
 // add stages the dump; size comes from the archive member.
 func (d *dbStage) add(hdr *tar.Header, r io.Reader) error {
-	name := "db.dump"
-	if d.plain {
-		name = "db.sql"
+	if d.local != nil {
+		if _, err := io.Copy(d.local, r); err != nil {
+			return fmt.Errorf("staging the dump: %w", err)
+		}
+		return nil
 	}
+	name := d.fileName()
 	d.file = d.dir + "/" + name
 	h := &tar.Header{Name: name, Mode: 0o600, Size: hdr.Size, ModTime: hdr.ModTime, Typeflag: tar.TypeReg}
 	if err := d.tw.WriteHeader(h); err != nil {
@@ -65,6 +95,9 @@ func (d *dbStage) add(hdr *tar.Header, r io.Reader) error {
 }
 
 func (d *dbStage) finish(failure error) error {
+	if d.local != nil {
+		return errors.Join(failure, d.local.Close())
+	}
 	if d.pw == nil {
 		return failure
 	}
@@ -154,5 +187,9 @@ func (d *dbStage) cleanup(ctx context.Context) error {
 }
 
 func (d *dbStage) removeStaged(ctx context.Context) {
+	if d.local != nil {
+		_ = os.RemoveAll(d.dir)
+		return
+	}
 	_, _ = compose.Output(ctx, d.pg.API, d.pg.Container, compose.ExecOptions{Cmd: []string{"rm", "-rf", d.dir}})
 }

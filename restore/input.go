@@ -22,12 +22,12 @@ type input interface {
 	hasFiles() bool
 	plainSQL() bool
 	sources() []archive.Source
-	// walk hands every member to fn: the dump as dbMember, files under their source's prefix.
+	// walk hands every file member to fn under its source's prefix, checking the whole input.
 	walk(fn func(hdr *tar.Header, r io.Reader) error) error
+	// dump opens the database dump on its own, so it can load while walk reads the files.
+	dump() (*tar.Header, io.ReadCloser, error)
 	describe() string
 }
-
-const dbMember = "db/dump"
 
 func openInput(o Options) (input, error) {
 	if o.Archive != "" {
@@ -64,14 +64,12 @@ func (a *archiveInput) sources() []archive.Source {
 	return out
 }
 
-// walk verifies every member's checksum on the way: a damaged archive fails here, while all
-// that has been written is still only staged.
+// walk verifies every member's checksum on the way, the dump's too: a damaged archive fails
+// here, while all that has been written is still only staged.
 func (a *archiveInput) walk(fn func(hdr *tar.Header, r io.Reader) error) error {
 	_, err := archive.Walk(a.path, func(hdr *tar.Header, r io.Reader) error {
 		if a.m.Database != nil && hdr.Name == a.m.Database.Member {
-			h := *hdr
-			h.Name = dbMember
-			return fn(&h, r)
+			return nil
 		}
 		return fn(hdr, r)
 	})
@@ -79,6 +77,15 @@ func (a *archiveInput) walk(fn func(hdr *tar.Header, r io.Reader) error) error {
 		return fmt.Errorf("reading %s: %w", a.path, err)
 	}
 	return nil
+}
+
+// dump reads the dump from its own place at the end of the archive, checked as it is read.
+func (a *archiveInput) dump() (*tar.Header, io.ReadCloser, error) {
+	s, err := archive.OpenStream(a.path, a.m.Database.Member)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading %s: %w", a.path, err)
+	}
+	return s.Header, s, nil
 }
 
 // manualInput reads the manual procedure's files. Their data folder tar holds "./data/…" (or
@@ -137,28 +144,26 @@ func (m *manualInput) describe() string {
 }
 
 func (m *manualInput) walk(fn func(hdr *tar.Header, r io.Reader) error) error {
-	if m.tgz != "" {
-		if err := m.walkTar(fn); err != nil {
-			return fmt.Errorf("reading %s: %w", m.tgz, err)
-		}
+	if m.tgz == "" {
+		return nil
 	}
-	if m.sql != "" {
-		return m.walkSQL(fn)
+	if err := m.walkTar(fn); err != nil {
+		return fmt.Errorf("reading %s: %w", m.tgz, err)
 	}
 	return nil
 }
 
-func (m *manualInput) walkSQL(fn func(hdr *tar.Header, r io.Reader) error) error {
+func (m *manualInput) dump() (*tar.Header, io.ReadCloser, error) {
 	f, err := os.Open(m.sql)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return err
+		f.Close()
+		return nil, nil, err
 	}
-	return fn(&tar.Header{Name: dbMember, Size: st.Size(), Mode: 0o600, ModTime: st.ModTime(), Typeflag: tar.TypeReg}, f)
+	return &tar.Header{Name: "backup.sql", Size: st.Size(), Mode: 0o600, ModTime: st.ModTime(), Typeflag: tar.TypeReg}, f, nil
 }
 
 func (m *manualInput) walkTar(fn func(hdr *tar.Header, r io.Reader) error) error {

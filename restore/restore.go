@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -96,6 +97,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := r.apply(ctx); err != nil {
 		return r.res, r.rollback(err)
 	}
+	r.o.Log("services are back; removing what the swap set aside")
 	r.finish(ctx)
 	r.res.Duration = time.Since(start)
 	return r.res, nil
@@ -149,6 +151,12 @@ func (r *run) prepareDB(ctx context.Context) error {
 	}
 	db := r.o.Plan.Database
 	r.pg = postgres.Target{API: r.o.API, Container: c.ID, User: db.User, Database: db.Name, Password: db.Password}
+	if r.o.LocalEngine {
+		if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
+			return err
+		}
+		r.pg.Near = &postgres.Near{Dir: r.o.Dir, Image: db.Image, Project: r.o.Plan.Name}
+	}
 	if err := r.pg.WaitReady(ctx, 2*time.Minute); err != nil {
 		return err
 	}
@@ -241,10 +249,7 @@ func (r *run) describe() string {
 // the app only for the swap.
 func (r *run) apply(ctx context.Context) error {
 	r.o.Log("staging and checking the backup beside the live data")
-	if err := r.stage(ctx); err != nil {
-		return err
-	}
-	if err := r.loadAndSave(ctx); err != nil {
+	if err := r.stageAndLoad(ctx); err != nil {
 		return err
 	}
 	down := time.Now()
