@@ -1,0 +1,450 @@
+#!/usr/bin/env bash
+# Benchmark `docker echobackup save|restore` against the manual procedure of Echo's backup docs
+# (pg_dump > backup.sql + tar czf ./data; restore with psql + tar xzf), on one Echo-shaped stack
+# with a generated data set, and print a table of times, sizes, ratios and peak memory.
+#
+#   scripts/bench.sh [--scale N] [--keep] [--skip-restore]
+#
+#   --scale N       data set size (default $BENCH_SCALE, else 1): 1 = a ~1 GB database and ~1.5 GB
+#                   of ./data; 0.05 is a quick smoke run
+#   --keep          leave the stack, its folder and DOCKER_CONFIG in place for inspection
+#   --skip-restore  time the saves only
+#
+# Needs root (the manual restore's tar xzf must give files back to uid 1001, as for Echo), go,
+# the docker CLI and an engine. Uses its own DOCKER_CONFIG (never ~/.docker) and its own compose
+# project, ebbench-<random>; everything it creates is removed on exit unless --keep.
+# Exits non-zero if a `docker echobackup` command fails; the targets are printed, not enforced.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Targets the team set (ours / manual, or absolute). Printed beside the results only.
+TARGET_SAVE_TIME=0.25
+TARGET_SIZE=1.0
+TARGET_SAVE_RSS_MB=64
+TARGET_DOWNTIME=0.45
+TARGET_RESTORE_TIME=0.7
+
+scale="${BENCH_SCALE:-1}"
+keep=0
+skip_restore=0
+work=""    # temp folder: DOCKER_CONFIG, stack folder, logs
+stack=""   # the compose project folder (Echo's "echo/" folder)
+name=""    # compose project name
+pg=""      # the PostgreSQL container's name
+image=""   # the PostgreSQL image every service runs (scripts/pg-image.sh)
+failed=0   # set when one of our commands fails
+declare -A R=() # results, printed by report
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() {
+	log "error: $*"
+	exit 1
+}
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+
+parse_args() {
+	while [ $# -gt 0 ]; do
+		case "$1" in
+		--scale) [ $# -ge 2 ] || die "--scale needs a value"; scale="$2"; shift ;;
+		--scale=*) scale="${1#*=}" ;;
+		--keep) keep=1 ;;
+		--skip-restore) skip_restore=1 ;;
+		-h | --help) usage; exit 0 ;;
+		*) usage >&2; die "unknown argument: $1" ;;
+		esac
+		shift
+	done
+	awk -v s="$scale" 'BEGIN { exit !(s ~ /^[0-9]*\.?[0-9]+$/ && s > 0) }' ||
+		die "scale must be a positive number, not '$scale'"
+}
+
+# --- arithmetic and formatting (bash has integers only) ---------------------------------------
+
+now() { echo "$EPOCHREALTIME"; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
+calc() { awk "BEGIN { printf \"%.${2:-2}f\", $1 }"; }
+mb() { calc "$1 / 1000000" 1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
+# verdict VALUE OP TARGET, OP "<=" or "<": "ok" or "MISSED" ("-" without a value).
+verdict() {
+	awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN {
+		if (v == "-" || v == "") { print "-"; exit }
+		met = op == "<" ? v + 0 < t + 0 : v + 0 <= t + 0
+		print met ? "ok" : "MISSED"
+	}'
+}
+
+# go_seconds "1m2.5s" -> 62.50: the plugin prints Go durations.
+go_seconds() {
+	awk -v d="$1" 'BEGIN {
+		t = 0
+		while (match(d, /^[0-9.]+(h|m|s|ms|us|µs|ns)/)) {
+			tok = substr(d, 1, RLENGTH); d = substr(d, RLENGTH + 1)
+			u = tok; sub(/^[0-9.]+/, "", u)
+			f = u == "h" ? 3600 : u == "m" ? 60 : u == "s" ? 1 : u == "ms" ? 1e-3 : u == "ns" ? 1e-9 : 1e-6
+			t += (tok + 0) * f
+		}
+		printf "%.2f", t
+	}'
+}
+
+apparent() { du -sb "$@" | awk '{ s += $1 } END { print s + 0 }'; }
+on_disk() { du -s --block-size=1 "$@" | awk '{ s += $1 } END { print s + 0 }'; }
+max_rss_mb() { awk -F': ' '/Maximum resident set size/ { printf "%.1f", $2 / 1024 }' "$1"; }
+
+# --- setup (not timed) -------------------------------------------------------------------------
+
+# The same isolation as the e2e rig: a fresh DOCKER_CONFIG (keeping the chosen engine), and
+# none of the user's compose or echo-backup settings.
+isolate_env() {
+	if [ -z "${DOCKER_HOST:-}" ] && [ -z "${DOCKER_CONTEXT:-}" ]; then
+		local ctx
+		ctx="$(docker context show 2>/dev/null || echo default)"
+		if [ "$ctx" != default ]; then
+			DOCKER_HOST="$(docker context inspect --format '{{.Endpoints.docker.Host}}' "$ctx")"
+			export DOCKER_HOST
+		fi
+	fi
+	local v
+	for v in $(compgen -e); do
+		case "$v" in COMPOSE_* | ECHOBACKUP_DIR) unset "$v" ;; esac
+	done
+	export DOCKER_CONFIG="$work/docker-config" COMPOSE_ANSI=never NO_COLOR=1
+	mkdir -p "$DOCKER_CONFIG/cli-plugins"
+}
+
+# Our plugin from this checkout; compose from the e2e rig's cache, else built (into $work, so
+# nothing is left behind) from the version go.mod pins.
+install_plugins() {
+	local plugins="$DOCKER_CONFIG/cli-plugins" module=github.com/docker/compose/v5 version cached
+	log "building docker-echobackup"
+	(cd "$root" && go build -o "$plugins/docker-echobackup" .)
+
+	version="$(cd "$root" && go list -m -f '{{.Version}}' "$module")"
+	cached="${ECHOBACKUP_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/echobackup-e2e}/docker-compose-$version-$(go env GOOS)-$(go env GOARCH)"
+	if [ -x "$cached" ]; then
+		cp "$cached" "$plugins/docker-compose"
+	else
+		log "building the compose CLI $version (no cached $cached; about a minute)"
+		(cd "$root" && go build -ldflags "-X $module/internal.Version=$version" -o "$plugins/docker-compose" "$module/cmd")
+	fi
+	docker compose version >/dev/null || die "docker compose does not run from $plugins"
+}
+
+# Refuse to start when the data set (and its copies: manual backups, our archives, the restore's
+# staging and safety backup) might fill the disk.
+check_space() {
+	local need=$(calc "$scale * 2.6e9 * 3" 0) dir avail docker_root
+	docker_root="$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || true)"
+	for dir in "$work" ${docker_root:+"$docker_root"}; do
+		[ -d "$dir" ] || continue # a remote engine's folder is not ours to check
+		avail=$(df -PB1 "$dir" | awk 'NR == 2 { print $4 }')
+		if [ "$avail" -lt "$need" ]; then
+			die "$dir has $(mb "$avail") MB free; scale $scale needs at least $(mb "$need") MB (3x the data set)"
+		fi
+	done
+}
+
+# The seed fixture (Echo's documented layout) in $work/<name>/, with an override file: the
+# fixture pins container_name echo-postgres, which would collide with the e2e stacks.
+create_stack() {
+	name="ebbench-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
+	stack="$work/$name"
+	pg="$name-postgres"
+	cp -r "$root/e2e/testdata/seed" "$stack"
+	cat >"$stack/compose.override.yaml" <<-EOF
+		# Added by scripts/bench.sh: a container name of this bench's own.
+		services:
+		  postgres:
+		    container_name: $pg
+	EOF
+	mkdir -p "$work/music"
+	export COMPOSE_PROJECT_NAME="$name" ECHO_MUSIC_DIR="$work/music" ECHOBACKUP_PG_IMAGE="$image"
+	cd "$stack"
+	log "starting stack $name in $stack"
+	docker compose up -d --wait --wait-timeout 180 >"$work/up.log" 2>&1 || {
+		cat "$work/up.log" >&2
+		die "docker compose up failed"
+	}
+	wait_db
+}
+
+# During the image's first start only a socket-only server runs: wait for TCP.
+wait_db() {
+	local i
+	for ((i = 0; i < 600; i++)); do
+		docker exec "$pg" psql -X -h 127.0.0.1 -U echo -d echo -Atc 'select 1' >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	die "PostgreSQL in $pg did not answer within 2 minutes"
+}
+
+psql_q() { docker exec "$pg" psql -X -U echo -d echo -Atc "$1"; }
+
+# The schema of the e2e suite, then bulk rows; ./data from scripts/benchdata.
+generate_data() {
+	local t0 out
+	t0=$(now)
+	log "generating the database (scale $scale)"
+	{
+		cat "$root/e2e/testdata/schema.sql"
+		cat "$root/scripts/bench-data.sql"
+	} | docker exec -i "$pg" psql -X -q -v ON_ERROR_STOP=1 -v scale="$scale" -U echo -d echo >"$work/gen-db.log" 2>&1 || {
+		tail -n 20 "$work/gen-db.log" >&2
+		die "generating the database failed"
+	}
+	log "generating ./data"
+	out="$(cd "$root" && go run ./scripts/benchdata -dir "$stack/data" -scale "$scale" -uid 1001 -gid 1001)"
+	R[db_bytes]=$(psql_q "select pg_database_size('echo')")
+	R[plays]=$(psql_q "select count(*) from play_history")
+	R[tracks]=$(psql_q "select count(*) from tracks")
+	R[ratings]=$(psql_q "select count(*) from ratings")
+	R[files]=${out% *}
+	R[files_bytes]=$(apparent "$stack/data")
+	R[gen_s]=$(since "$t0")
+	log "data set ready in ${R[gen_s]}s: database $(mb "${R[db_bytes]}") MB, ./data $(mb "${R[files_bytes]}") MB in ${R[files]} files"
+}
+
+# Both sides run with the same warm page cache: read everything once, and flush writes left over
+# from the step before each timed step, so no step pays for another's writeback.
+warm_up() {
+	log "warming the page cache"
+	sync
+	tar -C "$stack" -cf - data | cat >/dev/null
+	psql_q "select count(*) from play_history; select count(*) from tracks; select count(*) from ratings" >/dev/null
+}
+
+# A fingerprint to check a restore against: row counts and the files' names, sizes and owners.
+fingerprint() {
+	psql_q "select (select count(*) from users), (select count(*) from tracks), (select count(*) from ratings),
+		(select count(*) from playlist_tracks), (select count(*) from play_history), (select sum(played_ms) from play_history)"
+	# Sizes of regular files only: a folder's own size depends on how it was filled.
+	(cd "$stack" && find data \( -type f -printf '%p %s %U:%G %m\n' \) -o -printf '%p %y %U:%G %m\n' | LC_ALL=C sort | md5sum)
+}
+
+# run_ours LABEL -- CMD...: runs one of our commands under /usr/bin/time -v; on failure reports
+# it with its output, marks the run failed and returns 1.
+run_ours() {
+	local label="$1" rc=0
+	shift 2
+	/usr/bin/time -v -o "$work/$label.time" "$@" >"$work/$label.out" 2>"$work/$label.err" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		failed=1
+		{
+			echo "FAILED (exit $rc, scale $scale, in $stack): $*"
+			echo "--- stdout"; cat "$work/$label.out"
+			echo "--- stderr"; cat "$work/$label.err"
+		} >&2
+		return 1
+	fi
+}
+
+# --- timed steps -------------------------------------------------------------------------------
+
+# Exactly the docs' "Manual Backup": pg_dump to backup.sql, then tar czf of ./data.
+manual_save() {
+	local t0 t1
+	log "manual save: pg_dump > backup.sql; tar czf data-backup.tar.gz ./data"
+	sync
+	t0=$(now)
+	docker exec "$pg" pg_dump -U echo echo >backup.sql
+	R[msave_db_s]=$(since "$t0")
+	t1=$(now)
+	tar czf data-backup.tar.gz ./data
+	R[msave_files_s]=$(since "$t1")
+	R[msave_s]=$(since "$t0")
+	R[m_apparent]=$(apparent backup.sql data-backup.tar.gz)
+	R[m_disk]=$(on_disk backup.sql data-backup.tar.gz)
+	log "manual save: ${R[msave_s]}s"
+}
+
+our_save() {
+	local t0
+	log "our save: docker echobackup save --quiet"
+	sync
+	t0=$(now)
+	run_ours save -- docker echobackup save --quiet || return 1
+	R[osave_s]=$(since "$t0")
+	R[archive]="$(tail -n 1 "$work/save.out")"
+	[ -f "${R[archive]}" ] || {
+		failed=1
+		log "FAILED: save printed '${R[archive]}', which is not a file"
+		return 1
+	}
+	R[o_apparent]=$(apparent "${R[archive]}")
+	R[o_disk]=$(on_disk "${R[archive]}")
+	R[osave_rss]=$(max_rss_mb "$work/save.time")
+	log "our save: ${R[osave_s]}s, $(mb "${R[o_apparent]}") MB, peak RSS ${R[osave_rss]} MB"
+}
+
+# Exactly the docs' "Restore a Backup", into the still-full database as the docs leave it, plus
+# one thing they leave out: waiting for PostgreSQL to accept connections before psql.
+manual_restore() {
+	local t0
+	log "manual restore: down; up -d postgres; psql < backup.sql; tar xzf; up -d"
+	sync
+	t0=$(now)
+	docker compose down >"$work/mrestore-compose.log" 2>&1
+	docker compose up -d postgres >>"$work/mrestore-compose.log" 2>&1
+	wait_db
+	cat backup.sql | docker exec -i "$pg" psql -U echo echo >"$work/mrestore-psql.out" 2>"$work/mrestore-psql.err"
+	tar xzf data-backup.tar.gz
+	docker compose up -d >>"$work/mrestore-compose.log" 2>&1
+	R[mrestore_s]=$(since "$t0")
+	R[mrestore_errors]=$(grep -c 'ERROR:' "$work/mrestore-psql.err" || true)
+	# A COPY into a table that still holds its rows fails on the first duplicate key, so the
+	# docs' restore may reload nothing at all: count the tables it did reload.
+	R[mrestore_copies]=$(grep -c '^COPY [0-9]' "$work/mrestore-psql.out" || true)
+	R[dump_copies]=$(grep -c '^COPY .* FROM stdin;$' backup.sql || true)
+	log "manual restore: ${R[mrestore_s]}s, ${R[mrestore_errors]} ERROR lines from psql"
+}
+
+our_restore() {
+	local t0 down before after
+	log "our restore: docker echobackup restore latest --yes"
+	before="$(fingerprint)"
+	sync
+	t0=$(now)
+	run_ours restore -- docker echobackup restore latest --yes || return 1
+	R[orestore_s]=$(since "$t0")
+	R[orestore_rss]=$(max_rss_mb "$work/restore.time")
+	down="$(sed -n 's/.*services down for \([^)]*\)).*/\1/p' "$work/restore.out" | tail -n 1)"
+	if [ -z "$down" ]; then
+		failed=1
+		log "FAILED: restore did not print 'services down for X':"
+		cat "$work/restore.out" >&2
+		return 1
+	fi
+	R[downtime_raw]="$down"
+	R[downtime_s]=$(go_seconds "$down")
+	# Not timed: the deployment must be up, with the data it had (the archive was saved from it).
+	wait_db
+	after="$(fingerprint)"
+	if [ "$before" != "$after" ]; then
+		failed=1
+		log "FAILED: after our restore the data differs from the saved state:"
+		diff <(echo "$before") <(echo "$after") >&2 || true
+		return 1
+	fi
+	log "our restore: ${R[orestore_s]}s, services down for $down, peak RSS ${R[orestore_rss]} MB"
+}
+
+# --- report ------------------------------------------------------------------------------------
+
+report() {
+	local r mem_gib
+	mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
+	row() { printf "%-34s %12s %12s %12s  %s\n" "$@"; }
+	# target VALUE OP LIMIT: the target and whether it was met.
+	target() { echo "$2 $3  $(verdict "$1" "$2" "$3")"; }
+	echo
+	echo "== echo-backup benchmark, scale $scale ($(date -u +%Y-%m-%dT%H:%M:%SZ)) =="
+	echo "machine:  $(nproc) CPUs, $mem_gib GiB RAM, $(uname -sr), Docker Engine $(docker version --format '{{.Server.Version}}')," \
+		"storage driver $(docker info --format '{{.Driver}}')"
+	echo "data set: database $(mb "${R[db_bytes]}") MB (pg_database_size; ${R[plays]} plays, ${R[tracks]} tracks, ${R[ratings]} ratings)," \
+		"./data $(mb "${R[files_bytes]}") MB in ${R[files]} files; generated in ${R[gen_s]}s"
+	echo
+	row "" "manual" "echo-backup" "ours/manual" "target"
+	r=$(ratio "${R[osave_s]:-}" "${R[msave_s]}")
+	row "save time (s)" "${R[msave_s]}" "${R[osave_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_SAVE_TIME)"
+	row "  pg_dump > backup.sql (s)" "${R[msave_db_s]}" "" "" ""
+	row "  tar czf ./data (s)" "${R[msave_files_s]}" "" "" ""
+	r=$(ratio "${R[o_apparent]:-}" "${R[m_apparent]}")
+	row "backup size, apparent (MB)" "$(mb "${R[m_apparent]}")" "$(mb "${R[o_apparent]:-0}")" "$r" "$(target "$r" "<=" $TARGET_SIZE)"
+	r=$(ratio "${R[o_disk]:-}" "${R[m_disk]}")
+	row "backup size, du on disk (MB)" "$(mb "${R[m_disk]}")" "$(mb "${R[o_disk]:-0}")" "$r" ""
+	row "save peak RSS (MB)" "" "${R[osave_rss]:--}" "" "$(target "${R[osave_rss]:--}" "<" $TARGET_SAVE_RSS_MB)"
+	if [ "$skip_restore" = 1 ]; then
+		echo "(restore skipped: --skip-restore)"
+	elif [ -n "${R[mrestore_s]:-}" ]; then
+		r=$(ratio "${R[orestore_s]:-}" "${R[mrestore_s]}")
+		row "restore time, whole (s)" "${R[mrestore_s]}" "${R[orestore_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_RESTORE_TIME)"
+		r=$(ratio "${R[downtime_s]:-}" "${R[mrestore_s]}")
+		row "services down (s)" "${R[mrestore_s]}" "${R[downtime_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_DOWNTIME)"
+		row "restore peak RSS (MB)" "" "${R[orestore_rss]:--}" "" ""
+		echo
+		echo "manual restore: ${R[mrestore_errors]} ERROR lines from psql (the docs restore into the still-full database);"
+		echo "  ${R[mrestore_copies]} of the dump's ${R[dump_copies]} tables were reloaded (a COPY stops at the first existing row);"
+		echo "  its time includes waiting for PostgreSQL to accept connections, which the docs leave out."
+		echo "our restore: printed 'services down for ${R[downtime_raw]:--}'; its whole time includes the safety backup it saves first."
+	fi
+	echo "manual: backup.sql + data-backup.tar.gz; ours: $(basename "${R[archive]:-none}")."
+	echo "peak RSS: /usr/bin/time -v's maximum resident set size, i.e. of the largest single process"
+	echo "  (the plugin, unless below the docker CLI's own ~25 MB)."
+}
+
+# --- cleanup -----------------------------------------------------------------------------------
+
+# Removes what this run created, by project name: the stack (containers, networks, volumes),
+# anything labelled with the project by compose or echo-backup, and the temp folder.
+cleanup() {
+	local rc=$? ids label
+	cd /
+	[ -n "$work" ] || return 0
+	if [ "$keep" = 1 ] && [ -n "$name" ]; then
+		log "--keep: stack $name left running in $stack. Use it with:"
+		log "  cd $stack && export DOCKER_CONFIG=$work/docker-config COMPOSE_PROJECT_NAME=$name ECHO_MUSIC_DIR=$work/music ECHOBACKUP_PG_IMAGE=$image"
+		log "Remove it with: (cd $stack && docker compose down -v --timeout 1) && rm -rf $work"
+		return 0
+	fi
+	if [ -n "$name" ]; then
+		log "removing stack $name"
+		if [ -d "$stack" ]; then
+			(cd "$stack" && docker compose down -v --remove-orphans --timeout 1) >/dev/null 2>&1 || true
+		fi
+		for label in com.docker.compose.project com.echobackup.project; do
+			ids="$(docker ps -aq --filter "label=$label=$name")"
+			[ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
+			ids="$(docker volume ls -q --filter "label=$label=$name")"
+			[ -z "$ids" ] || docker volume rm -f $ids >/dev/null 2>&1 || true
+			ids="$(docker network ls -q --filter "label=$label=$name")"
+			[ -z "$ids" ] || docker network rm $ids >/dev/null 2>&1 || true
+		done
+		# The name filter matches substrings: keep real prefixes only.
+		ids="$(docker volume ls -q --filter "name=${name}_" | grep "^${name}_" || true)"
+		[ -z "$ids" ] || docker volume rm -f $ids >/dev/null 2>&1 || true
+	fi
+	rm -rf --one-file-system "$work"
+	return "$rc"
+}
+
+# --- main --------------------------------------------------------------------------------------
+
+main() {
+	parse_args "$@"
+	[ "$(id -u)" = 0 ] || die "run as root: the manual restore (tar xzf) must give ./data back to uid 1001, as Echo's admins do"
+	command -v /usr/bin/time >/dev/null || die "/usr/bin/time is missing (Debian: apt-get install time)"
+
+	work="$(mktemp -d "${TMPDIR:-/tmp}/ebbench.XXXXXX")"
+	trap cleanup EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	isolate_env # first, so that no docker command below reads or writes ~/.docker
+
+	# shellcheck source=scripts/engine.sh
+	. "$root/scripts/engine.sh" || die "no Docker engine"
+	image="$("$root/scripts/pg-image.sh")"
+	check_space
+	install_plugins
+	create_stack
+	generate_data
+	warm_up
+
+	manual_save
+	our_save || true
+	if [ "$skip_restore" = 0 ]; then
+		manual_restore
+		if [ -n "${R[archive]:-}" ]; then
+			our_restore || true
+		fi
+	fi
+	report
+	if [ "$failed" = 1 ]; then
+		log "FAILED: a docker echobackup command failed (see above)"
+		exit 1
+	fi
+}
+
+main "$@"
