@@ -72,8 +72,11 @@ func sourceName(plan *compose.Plan, it compose.Item) string {
 	return strings.Trim(strings.ReplaceAll(it.Source, "/", "_"), "_")
 }
 
+// saveSource reads a bind folder straight from the disk only as root: Echo keeps files such as
+// secrets.env at 0600 for uid 1001, which another user could not read. Otherwise, and for
+// volumes, the engine reads it.
 func saveSource(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
-	if src.Kind == "bind" && o.LocalEngine {
+	if src.Kind == "bind" && o.LocalEngine && os.Geteuid() == 0 {
 		if _, err := os.Stat(src.Path); errors.Is(err, os.ErrNotExist) {
 			o.Warn(fmt.Sprintf("folder %s does not exist: nothing to save there", src.Path))
 			return nil
