@@ -28,6 +28,11 @@ func saveFiles(ctx context.Context, w *archive.Writer, o SaveOptions, m *archive
 		}
 	}
 	for _, src := range DataSources(o.Plan) {
+		if !sourceExists(o.Plan, src) {
+			// Not recorded: a restore must leave alone what the backup knows nothing about.
+			o.Warn(fmt.Sprintf("%s %s does not exist: nothing to save there", src.Kind, src.Path))
+			continue
+		}
 		if err := saveSource(ctx, w, o, src); err != nil {
 			return fmt.Errorf("saving %s %s: %w", src.Kind, src.Path, err)
 		}
@@ -62,6 +67,17 @@ func DataSources(plan *compose.Plan) []archive.Source {
 	return out
 }
 
+// sourceExists uses discovery's answer; on a remote engine a bind folder cannot be seen from
+// here, and the helper's read fails if it is missing.
+func sourceExists(plan *compose.Plan, src archive.Source) bool {
+	for _, it := range plan.Items {
+		if it.Kind == src.Kind && it.Source == src.Path {
+			return it.Exists || (it.Kind == "bind" && !it.Inspected)
+		}
+	}
+	return false
+}
+
 func sourceName(plan *compose.Plan, it compose.Item) string {
 	if it.Kind == "volume" {
 		return it.Key
@@ -76,20 +92,20 @@ func sourceName(plan *compose.Plan, it compose.Item) string {
 // secrets.env at 0600 for uid 1001, which another user could not read. Otherwise, and for
 // volumes, the engine reads it.
 func saveSource(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
+	abs, _ := filepath.Abs(o.Dir)
 	if src.Kind == "bind" && o.LocalEngine && os.Geteuid() == 0 {
-		if _, err := os.Stat(src.Path); errors.Is(err, os.ErrNotExist) {
-			o.Warn(fmt.Sprintf("folder %s does not exist: nothing to save there", src.Path))
-			return nil
-		}
-		abs, _ := filepath.Abs(o.Dir)
 		return files.ReadDir(ctx, src.Path, src.Member, []string{abs}, w.Add)
 	}
-	return saveThroughHelper(ctx, w, o, src)
+	var skip []string
+	if rel, err := filepath.Rel(src.Path, abs); err == nil && src.Kind == "bind" && !strings.HasPrefix(rel, "..") {
+		skip = append(skip, filepath.ToSlash(rel))
+	}
+	return saveThroughHelper(ctx, w, o, src, skip)
 }
 
 // saveThroughHelper reads a volume, or a folder on a remote engine's host, through a container
 // that is created but never started.
-func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
+func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source, skip []string) error {
 	mt := mount.Mount{Type: mount.TypeVolume, Source: src.Path, Target: "/backup-source", ReadOnly: true}
 	if src.Kind == "bind" {
 		mt.Type = mount.TypeBind
@@ -105,7 +121,7 @@ func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, sr
 		return err
 	}
 	defer rc.Close()
-	return files.ReadTar(ctx, rc, src.Member, w.Add)
+	return files.ReadTar(ctx, rc, src.Member, skip, w.Add)
 }
 
 // saveDeployment keeps the compose and env files, so a bare server can be rebuilt from the archive.

@@ -100,8 +100,10 @@ func Inspect(path string) (*Entry, error) {
 	return e, nil
 }
 
-// Resolve turns "latest", "" or a path into a backup's path.
-func Resolve(arg, dir, project string) (string, error) {
+// Resolve turns "latest", "" or a path into a backup's path. With skipSafety, latest passes
+// over the safety backups a restore takes of the state it replaces: after a restore that was
+// rolled back, the newest file is the state the user wanted to leave.
+func Resolve(arg, dir, project string, skipSafety bool) (string, error) {
 	if arg != "" && arg != "latest" {
 		return arg, nil
 	}
@@ -109,11 +111,19 @@ func Resolve(arg, dir, project string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if len(entries) == 0 {
-		return "", fmt.Errorf("no backup of project %q in %s", project, dir)
+	for _, e := range entries {
+		if !skipSafety || e.Labels[LabelPinned] != PinnedPreRestore {
+			return e.Path, nil
+		}
 	}
-	return entries[0].Path, nil
+	return "", fmt.Errorf("no backup of project %q in %s", project, dir)
 }
+
+// Labels a backup's manifest can carry.
+const (
+	LabelPinned      = "pinned"
+	PinnedPreRestore = "pre-restore"
+)
 
 // Verification is what the last verify of a backup found; kept beside it in a hidden file so
 // that list can show it without reading the archive again.

@@ -59,6 +59,10 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 	}
 	defer cleanup()
 	res := &VerifyResult{Path: o.Path, Deep: o.Deep}
+	defer func() {
+		// A failure replaces an earlier OK: list must not show a damaged file as verified.
+		_ = recordVerification(o.Path, Verification{At: time.Now().UTC(), Deep: o.Deep, OK: res.OK})
+	}()
 	_, err = archive.Walk(o.Path, func(hdr *tar.Header, r io.Reader) error {
 		res.Members++
 		if hdr.Name != m.Database.Member {
@@ -75,7 +79,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 		}
 	}
 	res.OK = true
-	return res, recordVerification(o.Path, Verification{At: time.Now().UTC(), Deep: o.Deep, OK: true})
+	return res, nil
 }
 
 func checkDump(ctx context.Context, pg postgres.Target, deep bool, r io.Reader, res *VerifyResult) error {
@@ -100,26 +104,34 @@ func checkDump(ctx context.Context, pg postgres.Target, deep bool, r io.Reader, 
 }
 
 func compareRows(ctx context.Context, pg postgres.Target, m *archive.Manifest, res *VerifyResult) error {
+	checks, err := CheckRows(ctx, pg, m.Database.Tables)
+	res.Tables = checks
+	return err
+}
+
+// CheckRows counts the rows of a restored database and compares them with the manifest's.
+func CheckRows(ctx context.Context, pg postgres.Target, want []archive.Table) ([]TableCheck, error) {
 	got, err := pg.CountRows(ctx)
 	if err != nil {
-		return fmt.Errorf("counting restored rows: %w", err)
+		return nil, fmt.Errorf("counting restored rows: %w", err)
 	}
 	restored := map[string]int64{}
 	for _, t := range got {
 		restored[t.Schema+"."+t.Name] = t.Rows
 	}
+	var checks []TableCheck
 	var bad []string
-	for _, t := range m.Database.Tables {
+	for _, t := range want {
 		key := t.Schema + "." + t.Name
-		res.Tables = append(res.Tables, TableCheck{Table: key, Expected: t.Rows, Restored: restored[key]})
+		checks = append(checks, TableCheck{Table: key, Expected: t.Rows, Restored: restored[key]})
 		if restored[key] != t.Rows {
-			bad = append(bad, fmt.Sprintf("%s: %d rows in the manifest, %d restored", key, t.Rows, restored[key]))
+			bad = append(bad, fmt.Sprintf("%s: %d rows in the backup, %d restored", key, t.Rows, restored[key]))
 		}
 	}
 	if len(bad) > 0 {
-		return &archive.VerifyError{Problems: bad}
+		return checks, &archive.VerifyError{Problems: bad}
 	}
-	return nil
+	return checks, nil
 }
 
 // verifyTarget picks where pg_restore runs: a throwaway PostgreSQL server from the backup's own

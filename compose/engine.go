@@ -99,10 +99,16 @@ func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error
 		if err != nil {
 			return fmt.Errorf("inspecting volume %q: %w", it.Source, err)
 		}
-		it.Exists = true
+		it.Exists, it.Inspected = true, true
 	case "bind", "deployment":
 		if !localEngine && it.Kind == "bind" {
 			return nil
+		}
+		it.Inspected = true
+		// The engine mounts what a symlinked folder points to; saving and swapping the link
+		// itself would save nothing and replace the link with an empty folder.
+		if real, err := filepath.EvalSymlinks(it.Source); err == nil && it.Kind == "bind" {
+			it.Source = real
 		}
 		if _, err := os.Stat(it.Source); err == nil {
 			it.Exists = true

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"sync"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/client"
@@ -58,12 +57,13 @@ func Exec(ctx context.Context, api Engine, containerID string, o ExecOptions) er
 	stop := context.AfterFunc(ctx, func() { att.Close() })
 	defer stop()
 
-	var wg sync.WaitGroup
 	if o.Stdin != nil {
-		wg.Go(func() {
+		// Not waited for: the caller owns Stdin and closes it (see postgres.feed) once the
+		// command has exited.
+		go func() {
 			_, _ = io.Copy(att.Conn, o.Stdin)
 			_ = att.CloseWrite()
-		})
+		}()
 	}
 	stderr := &tailBuffer{max: stderrKeep}
 	stdout := o.Stdout

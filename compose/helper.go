@@ -61,7 +61,9 @@ func CreateHelper(ctx context.Context, api Engine, o HelperOptions) (*Helper, er
 	if o.NetworkOf != "" {
 		hostCfg.NetworkMode = container.NetworkMode("container:" + o.NetworkOf)
 	}
-	res, err := api.ContainerCreate(ctx, client.ContainerCreateOptions{Config: cfg, HostConfig: hostCfg})
+	// Not cut off by Ctrl-C: the engine would create the container anyway, and we would not
+	// know its ID to remove it.
+	res, err := api.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{Config: cfg, HostConfig: hostCfg})
 	if err != nil {
 		return nil, fmt.Errorf("creating a helper container from image %s: %w", o.Image, err)
 	}

@@ -83,6 +83,8 @@ type Item struct {
 	Size     int64  `json:"size,omitempty"`
 	Files    int    `json:"files,omitempty"` // entries below a local folder, counted with its size
 	Exists   bool   `json:"exists"`
+	// Inspected is false for bind folders on a remote engine, which this machine cannot see.
+	Inspected bool `json:"-"`
 }
 
 // NewPlan decides the role of every service and mount. dbService overrides the detection of the

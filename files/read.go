@@ -52,6 +52,15 @@ func isOwnTemp(rel string) bool {
 	return strings.HasPrefix(first, TempPrefix)
 }
 
+func isBelowAny(rel string, roots []string) bool {
+	for _, root := range roots {
+		if rel == root || strings.HasPrefix(rel, root+"/") {
+			return true
+		}
+	}
+	return false
+}
+
 func isSkipped(p string, skip []string) bool {
 	for _, s := range skip {
 		if p == s {
@@ -124,8 +133,9 @@ func isArchivable(m fs.FileMode) bool {
 }
 
 // ReadTar re-emits a tar stream (from CopyFromContainer, whose entries start with the copied
-// folder's base name) under prefix.
-func ReadTar(ctx context.Context, r io.Reader, prefix string, add AddFunc) error {
+// folder's base name) under prefix. Entries at or below a path in skip (relative, with '/')
+// are left out.
+func ReadTar(ctx context.Context, r io.Reader, prefix string, skip []string, add AddFunc) error {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -139,7 +149,7 @@ func ReadTar(ctx context.Context, r io.Reader, prefix string, add AddFunc) error
 			return ctx.Err()
 		}
 		_, rest, _ := strings.Cut(strings.TrimPrefix(hdr.Name, "./"), "/")
-		if isOwnTemp(rest) {
+		if isOwnTemp(rest) || isBelowAny(strings.TrimSuffix(rest, "/"), skip) {
 			continue
 		}
 		hdr.Name = memberName(prefix, strings.TrimSuffix(nonEmpty(rest), "/"), hdr.Typeflag == tar.TypeDir)

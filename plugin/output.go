@@ -12,11 +12,9 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 )
 
-// Exit codes a script can act on.
-const (
-	exitFailure = 1 // the operation failed
-	exitUsage   = 2 // bad flags or arguments, or a project that cannot be used as given
-)
+// exitUsage is for bad flags or arguments, or a project that cannot be used as given; a failed
+// operation exits 1, the docker CLI's default for an error.
+const exitUsage = 2
 
 const (
 	formatTable = "table"

@@ -97,7 +97,10 @@ func restoreInput(ro *restore.Options, arg string, plan *compose.Plan) error {
 	if arg == "" && ro.FilesTar != "" {
 		return nil
 	}
-	path, err := backup.Resolve(arg, ro.Dir, plan.Name)
+	if ro.FilesTar != "" {
+		return &compose.UserError{Err: fmt.Errorf("--files goes with a SQL dump or alone, not with an echo-backup archive (which holds the files)")}
+	}
+	path, err := backup.Resolve(arg, ro.Dir, plan.Name, true)
 	if err != nil {
 		return &compose.UserError{Err: err}
 	}

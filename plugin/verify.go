@@ -75,7 +75,7 @@ func verifySubject(ctx context.Context, dockerCli command.Cli, opts verifyOption
 		}
 		return arg, "", nil
 	}
-	path, err := backup.Resolve(arg, backup.Dir(opts.dir, plan.WorkingDir), plan.Name)
+	path, err := backup.Resolve(arg, backup.Dir(opts.dir, plan.WorkingDir), plan.Name, false)
 	if err != nil {
 		return "", "", &compose.UserError{Err: err}
 	}

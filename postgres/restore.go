@@ -14,7 +14,7 @@ func (t Target) WaitReady(ctx context.Context, timeout time.Duration) error {
 	defer cancel()
 	var err error
 	for ctx.Err() == nil {
-		_, err = t.output(ctx, "psql", "-X", "-h", "127.0.0.1", "-U", t.User, "-d", t.Database, "-c", "SELECT 1")
+		_, err = t.output(ctx, "psql", "-X", "-h", "127.0.0.1", "-U", t.User, "-d", t.maintenanceDB(), "-c", "SELECT 1")
 		if err == nil {
 			return nil
 		}

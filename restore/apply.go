@@ -3,7 +3,6 @@ package restore
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"runtime"
@@ -15,8 +14,6 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 )
-
-func dataSources(plan *compose.Plan) []archive.Source { return backup.DataSources(plan) }
 
 // stageAndLoad prepares everything beside the live data at the same time: the files go into
 // staging folders while the whole input is checked, the dump is staged and loaded into a new
@@ -38,7 +35,7 @@ func (r *run) stageFiles(ctx context.Context) (err error) {
 		if err := f.open(ctx, r.o.API, r.o.Plan.Name, r.o.Plan.Database.Image); err != nil {
 			return err
 		}
-		defer func() { err = errors.Join(err, f.finish(err)) }()
+		defer func() { err = f.finish(err) }()
 	}
 	err = r.src.walk(func(hdr *tar.Header, rd io.Reader) error {
 		for _, f := range r.folders {
@@ -112,7 +109,7 @@ func (r *run) safetyBackup(ctx context.Context) error {
 	r.o.Log("saving the current state first (safety backup)")
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: r.o.Plan, API: r.o.API, LocalEngine: r.o.LocalEngine, Dir: r.o.Dir,
-		Labels: map[string]string{"pinned": "pre-restore"}, ToolVersion: r.o.ToolVersion,
+		Labels: map[string]string{backup.LabelPinned: backup.PinnedPreRestore}, ToolVersion: r.o.ToolVersion,
 		Warn: r.o.Log,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
 )
@@ -116,10 +117,12 @@ func (d *dbStage) finish(failure error) error {
 
 // load restores into the new database and checks its rows against the manifest.
 func (d *dbStage) load(ctx context.Context, u *undo, jobs int, want []archive.Table) error {
-	if err := d.pg.Create(ctx, d.newName); err != nil {
+	// Registered first and not cancelled midway: a CREATE cut off by Ctrl-C still completes in
+	// the container, and must still be dropped.
+	u.push("the new database", func() error { return d.pg.Drop(context.Background(), d.newName) })
+	if err := d.pg.Create(context.WithoutCancel(ctx), d.newName); err != nil {
 		return err
 	}
-	u.push("the new database", func() error { return d.pg.Drop(context.Background(), d.newName) })
 	fresh := d.pg.On(d.newName)
 	if err := fresh.RestoreFile(ctx, d.file, d.plain, jobs); err != nil {
 		return err
@@ -127,31 +130,13 @@ func (d *dbStage) load(ctx context.Context, u *undo, jobs int, want []archive.Ta
 	if want == nil {
 		return nil
 	}
-	return checkRows(ctx, fresh, want)
+	_, err := backup.CheckRows(ctx, fresh, want)
+	return err
 }
 
-func checkRows(ctx context.Context, pg postgres.Target, want []archive.Table) error {
-	got, err := pg.CountRows(ctx)
-	if err != nil {
-		return fmt.Errorf("counting restored rows: %w", err)
-	}
-	have := map[string]int64{}
-	for _, t := range got {
-		have[t.Schema+"."+t.Name] = t.Rows
-	}
-	var bad []string
-	for _, t := range want {
-		if n := have[t.Schema+"."+t.Name]; n != t.Rows {
-			bad = append(bad, fmt.Sprintf("%s.%s: %d rows restored, %d in the backup", t.Schema, t.Name, n, t.Rows))
-		}
-	}
-	if len(bad) > 0 {
-		return &archive.VerifyError{Problems: bad}
-	}
-	return nil
-}
-
-// swap puts the restored database under the live name and keeps the old one aside.
+// swap puts the restored database under the live name and keeps the old one aside. Each undo
+// is registered before its step and looks at what exists, so it is right whether the step
+// happened or not.
 func (d *dbStage) swap(ctx context.Context, u *undo) error {
 	live := d.pg.Database
 	exists, err := d.pg.Exists(ctx, live)
@@ -159,21 +144,28 @@ func (d *dbStage) swap(ctx context.Context, u *undo) error {
 		return err
 	}
 	if exists {
+		u.push("setting the old database aside", func() error { return d.renameIfPresent(d.oldName, live) })
 		if err := d.pg.Rename(ctx, live, d.oldName); err != nil {
 			return err
 		}
 		d.hadLive = true
-		u.push("setting the old database aside", func() error {
-			return d.pg.Rename(context.Background(), d.oldName, live)
-		})
 	}
-	if err := d.pg.Rename(ctx, d.newName, live); err != nil {
+	u.push("swapping in the new database", func() error { return d.renameIfPresent(live, d.newName) })
+	return d.pg.Rename(ctx, d.newName, live)
+}
+
+// renameIfPresent renames from to to when from exists and to does not.
+func (d *dbStage) renameIfPresent(from, to string) error {
+	ctx := context.Background()
+	hasFrom, err := d.pg.Exists(ctx, from)
+	if err != nil || !hasFrom {
 		return err
 	}
-	u.push("swapping in the new database", func() error {
-		return d.pg.Rename(context.Background(), live, d.newName)
-	})
-	return nil
+	hasTo, err := d.pg.Exists(ctx, to)
+	if err != nil || hasTo {
+		return err
+	}
+	return d.pg.Rename(ctx, from, to)
 }
 
 // cleanup drops the old database and the staged dump once everything has succeeded.

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 )
 
@@ -117,14 +118,11 @@ func newManualInput(o Options) (*manualInput, error) {
 
 // dataFolder is the project's one data folder; a tar of ./data cannot say which of several it was.
 func dataFolder(plan *compose.Plan) (archive.Source, error) {
-	var binds []archive.Source
-	for _, s := range dataSources(plan) {
-		binds = append(binds, s)
+	sources := backup.DataSources(plan)
+	if len(sources) != 1 {
+		return archive.Source{}, &compose.UserError{Err: fmt.Errorf("--files needs exactly one data folder or volume in the project, found %d", len(sources))}
 	}
-	if len(binds) != 1 {
-		return archive.Source{}, &compose.UserError{Err: fmt.Errorf("--files needs exactly one data folder or volume in the project, found %d", len(binds))}
-	}
-	return binds[0], nil
+	return sources[0], nil
 }
 
 func (m *manualInput) manifest() *archive.Manifest { return nil }
@@ -177,6 +175,7 @@ func (m *manualInput) walkTar(fn func(hdr *tar.Header, r io.Reader) error) error
 		return err
 	}
 	tr := tar.NewReader(gz)
+	top := ""
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -185,20 +184,42 @@ func (m *manualInput) walkTar(fn func(hdr *tar.Header, r io.Reader) error) error
 		if err != nil {
 			return err
 		}
-		if err := fn(m.rename(hdr), tr); err != nil {
+		h, err := m.rename(hdr, &top)
+		if err != nil {
+			return err
+		}
+		if err := fn(h, tr); err != nil {
 			return err
 		}
 	}
 }
 
-// rename maps "./data/covers/a.jpg" to "files/data/covers/a.jpg".
-func (m *manualInput) rename(hdr *tar.Header) *tar.Header {
+// rename maps "./data/covers/a.jpg" to "files/data/covers/a.jpg". The tar must hold one folder,
+// as `tar czf data-backup.tar.gz ./data` makes it: anything else (files at the top, several
+// folders) would land in the wrong place, so it is refused.
+func (m *manualInput) rename(hdr *tar.Header, top *string) (*tar.Header, error) {
 	h := *hdr
-	name := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
-	_, rest, _ := strings.Cut(name, "/")
+	first, rest := splitTop(h.Name)
+	if *top == "" {
+		*top = first
+	}
+	if first != *top || (rest == "" && h.Typeflag != tar.TypeDir) {
+		return nil, fmt.Errorf("%s should hold one folder (as `tar czf data-backup.tar.gz ./data` makes), "+
+			"but holds %q beside %q", m.tgz, first, *top)
+	}
 	h.Name = m.folder.Member + rest
 	if h.Typeflag == tar.TypeDir && rest != "" {
 		h.Name += "/"
 	}
-	return &h
+	if h.Typeflag == tar.TypeLink {
+		_, target := splitTop(h.Linkname)
+		h.Linkname = m.folder.Member + target
+	}
+	return &h, nil
+}
+
+func splitTop(name string) (first, rest string) {
+	clean := strings.TrimPrefix(path.Clean("/"+name), "/")
+	first, rest, _ = strings.Cut(clean, "/")
+	return first, rest
 }

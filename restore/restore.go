@@ -94,6 +94,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		}
 	}
 	defer r.closeHelpers()
+	if err := r.setUp(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.apply(ctx); err != nil {
 		return r.res, r.rollback(err)
 	}
@@ -103,8 +106,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	return r.res, nil
 }
 
-// prepare checks everything that can be checked without changing anything, and makes sure the
-// database service runs (creating it after `docker compose down -v`).
+// prepare checks everything that can be checked without changing anything: a dry run or a
+// "no" must leave the deployment exactly as it was.
 func (r *run) prepare(ctx context.Context) error {
 	m := r.src.manifest()
 	if m != nil && m.Project.Name != r.o.Plan.Name && !r.o.ForceProject {
@@ -121,7 +124,25 @@ func (r *run) prepare(ctx context.Context) error {
 		}
 	}
 	if r.wantFiles() {
-		return r.prepareFolders(ctx)
+		r.prepareFolders()
+	}
+	return nil
+}
+
+// setUp makes what the restore needs exist, once the user has agreed: the database service
+// running (created after `docker compose down -v`), missing volumes, no stale staging.
+func (r *run) setUp(ctx context.Context) error {
+	if r.db != nil {
+		if err := r.startDB(ctx); err != nil {
+			return err
+		}
+	}
+	for _, f := range r.folders {
+		if f.kind == "volume" {
+			if err := compose.EnsureVolume(ctx, r.o.API, r.o.Plan, f.source); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -138,7 +159,22 @@ func anyContainer(plan *compose.Plan) bool {
 func (r *run) wantDB() bool    { return r.o.Only != "files" && r.src.hasDB() }
 func (r *run) wantFiles() bool { return r.o.Only != "db" && r.src.hasFiles() }
 
+// prepareDB checks the dump against a running server now; a server that must first be
+// started is checked in startDB.
 func (r *run) prepareDB(ctx context.Context) error {
+	db := r.o.Plan.Database
+	r.pg = postgres.Target{API: r.o.API, User: db.User, Database: db.Name, Password: db.Password}
+	r.db = newDBStage(r.pg, r.id, r.src.plainSQL())
+	r.res.Database = db.Name
+	c, err := r.o.Plan.DatabaseContainer()
+	if err != nil {
+		return nil
+	}
+	r.pg.Container = c.ID
+	return r.checkMajor(ctx)
+}
+
+func (r *run) startDB(ctx context.Context) error {
 	if _, err := r.o.Services.EnsureDatabase(ctx); err != nil {
 		return err
 	}
@@ -149,13 +185,12 @@ func (r *run) prepareDB(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db := r.o.Plan.Database
-	r.pg = postgres.Target{API: r.o.API, Container: c.ID, User: db.User, Database: db.Name, Password: db.Password}
+	r.pg.Container = c.ID
 	if r.o.LocalEngine {
 		if err := os.MkdirAll(r.o.Dir, 0o700); err != nil {
 			return err
 		}
-		r.pg.Near = &postgres.Near{Dir: r.o.Dir, Image: db.Image, Project: r.o.Plan.Name}
+		r.pg.Near = &postgres.Near{Dir: r.o.Dir, Image: r.o.Plan.Database.Image, Project: r.o.Plan.Name}
 	}
 	if err := r.pg.WaitReady(ctx, 2*time.Minute); err != nil {
 		return err
@@ -164,7 +199,6 @@ func (r *run) prepareDB(ctx context.Context) error {
 		return err
 	}
 	r.db = newDBStage(r.pg, r.id, r.src.plainSQL())
-	r.res.Database = db.Name
 	return r.dropStaleStaging(ctx)
 }
 
@@ -205,7 +239,7 @@ func (r *run) checkMajor(ctx context.Context) error {
 	return nil
 }
 
-func (r *run) prepareFolders(ctx context.Context) error {
+func (r *run) prepareFolders() {
 	current := map[string]archive.Source{}
 	for _, s := range backup.DataSources(r.o.Plan) {
 		current[s.Name] = s
@@ -216,15 +250,9 @@ func (r *run) prepareFolders(ctx context.Context) error {
 			r.o.Log(fmt.Sprintf("WARNING: the backup holds %s %s, which the project no longer has: not restored", saved.Kind, saved.Path))
 			continue
 		}
-		if live.Kind == "volume" {
-			if err := compose.EnsureVolume(ctx, r.o.API, r.o.Plan, live.Path); err != nil {
-				return err
-			}
-		}
 		r.folders = append(r.folders, newFolderStage(saved, live.Kind, live.Path, r.id))
 		r.res.Folders = append(r.res.Folders, live.Path)
 	}
-	return nil
 }
 
 func (r *run) describe() string {
@@ -252,6 +280,9 @@ func (r *run) apply(ctx context.Context) error {
 	if err := r.stageAndLoad(ctx); err != nil {
 		return err
 	}
+	// From here on a Ctrl-C must not cut a step in half: the swap is short, and each step
+	// either completes or is undone.
+	ctx = context.WithoutCancel(ctx)
 	down := time.Now()
 	r.o.Log("stopping " + strings.Join(r.apps, ", "))
 	r.undo.push("stopping the services", func() error { return r.o.Services.Start(context.Background(), r.apps) })
@@ -262,6 +293,8 @@ func (r *run) apply(ctx context.Context) error {
 		return err
 	}
 	r.o.Log("starting " + strings.Join(r.apps, ", "))
+	// Services started on the restored data must stop before the data is swapped back.
+	r.undo.push("starting the services", func() error { return r.o.Services.Stop(context.Background(), r.apps) })
 	if err := r.o.Services.Start(ctx, r.apps); err != nil {
 		return err
 	}
@@ -277,10 +310,10 @@ func (r *run) swap(ctx context.Context) error {
 		}
 	}
 	for _, f := range r.folders {
+		r.undo.push("swapping "+f.describe(), func() error { return f.unswap(context.Background()) })
 		if err := f.swap(ctx); err != nil {
 			return err
 		}
-		r.undo.push("swapping "+f.describe(), func() error { return f.unswap(context.Background()) })
 		if err := f.applyVolumeRoot(ctx); err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/files"
 )
 
 // folderStage restores one folder or volume: the archive's entries are extracted by the engine
@@ -38,14 +39,14 @@ func newFolderStage(src archive.Source, kind, source, id string) *folderStage {
 	s := &folderStage{name: src.Name, prefix: src.Member, kind: kind, source: source}
 	if kind == "volume" {
 		s.live = helperRoot + "/vol"
-		s.staged = s.live + "/.echobackup-new-" + id
-		s.old = s.live + "/.echobackup-old-" + id
+		s.staged = s.live + "/" + files.TempPrefix + "new-" + id
+		s.old = s.live + "/" + files.TempPrefix + "old-" + id
 		return s
 	}
 	base := filepath.Base(source)
 	s.live = helperRoot + "/parent/" + base
-	s.staged = helperRoot + "/parent/." + base + ".echobackup-new-" + id
-	s.old = helperRoot + "/parent/." + base + ".echobackup-old-" + id
+	s.staged = helperRoot + "/parent/." + base + files.TempPrefix + "new-" + id
+	s.old = helperRoot + "/parent/." + base + files.TempPrefix + "old-" + id
 	return s
 }
 
@@ -167,35 +168,41 @@ func (s *folderStage) setRoot(ctx context.Context, dir string) error {
 		fmt.Sprint(s.root.Uid), fmt.Sprint(s.root.Gid), fmt.Sprintf("%o", s.root.Mode&0o7777), fmt.Sprint(s.root.ModTime.Unix()))
 }
 
-// Folder swaps. For a bind mount the folders are siblings; a volume cannot be renamed, so its
-// entries move inside it.
+// Folder swaps: $1 the live folder, $2 the staged one, $3 where the old one is set aside.
+// For a bind mount the folders are siblings. A volume cannot be renamed, so its entries move
+// inside it, and a marker says when all the old ones are aside. The undo scripts look at what
+// exists, so they are right after a swap that completed, failed halfway, or never ran.
 const (
 	swapBind = `set -e
 if [ -e "$1" ]; then mv "$1" "$3"; fi
 mv "$2" "$1"`
 	unswapBind = `set -e
-if [ -e "$1" ]; then mv "$1" "$2"; fi
-if [ -e "$3" ]; then mv "$3" "$1"; fi`
+if [ -e "$1" ] && [ ! -e "$2" ]; then mv "$1" "$2"; fi
+if [ -e "$3" ] && [ ! -e "$1" ]; then mv "$3" "$1"; fi`
 	swapVolume = `set -e
 cd "$1"; new=$(basename "$2"); old=$(basename "$3")
-mkdir "$old"
+mkdir -p "$old"
 for f in .[!.]* ..?* *; do
   [ -e "$f" ] || [ -L "$f" ] || continue
   [ "$f" = "$new" ] || [ "$f" = "$old" ] || mv "$f" "$old/"
 done
+touch "$old/.echobackup-all-aside"
 for f in "$new"/.[!.]* "$new"/..?* "$new"/*; do
   [ -e "$f" ] || [ -L "$f" ] || continue
   mv "$f" .
 done
-rmdir "$new"
-chown --reference=. "$old" 2>/dev/null || true`
+rmdir "$new"`
 	unswapVolume = `set -e
-cd "$1"; old=$(basename "$3")
+cd "$1"; new=$(basename "$2"); old=$(basename "$3")
 [ -d "$old" ] || exit 0
-for f in .[!.]* ..?* *; do
-  [ -e "$f" ] || [ -L "$f" ] || continue
-  [ "$f" = "$old" ] || rm -rf "$f"
-done
+if [ -e "$old/.echobackup-all-aside" ]; then
+  mkdir -p "$new"
+  for f in .[!.]* ..?* *; do
+    [ -e "$f" ] || [ -L "$f" ] || continue
+    [ "$f" = "$new" ] || [ "$f" = "$old" ] || mv "$f" "$new/"
+  done
+  rm "$old/.echobackup-all-aside"
+fi
 for f in "$old"/.[!.]* "$old"/..?* "$old"/*; do
   [ -e "$f" ] || [ -L "$f" ] || continue
   mv "$f" .
