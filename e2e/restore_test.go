@@ -206,6 +206,15 @@ func TestRestoreManualBackups(t *testing.T) {
 		t.Fatalf("tar: %s", r.Stderr)
 	}
 	s.change(t)
+	// A tar of the folder's contents rather than of the folder would land in the wrong place.
+	if r := s.Run(RunOpts{}, "tar", "czf", "contents.tar.gz", "-C", "data", "."); r.Code != 0 {
+		t.Fatalf("tar: %s", r.Stderr)
+	}
+	changed := s.state()
+	if out, code := s.restore("--files", "contents.tar.gz", "--yes"); code == 0 || !strings.Contains(out, "should hold one folder") {
+		t.Errorf("restore of a tar without its folder: exit %d\n%s", code, out)
+	}
+	assertSameState(t, "after a refused tar", changed, s.state())
 	if out, code := s.restore("backup.sql", "--files", "data-backup.tar.gz", "--yes"); code != 0 {
 		t.Fatalf("restore of the manual backups: exit %d\n%s", code, out)
 	}
@@ -281,4 +290,32 @@ func assertSequencesNotBehind(t *testing.T, s *Stack, before, after Fingerprint)
 	if len(b) == 0 || len(a) != len(b) {
 		t.Errorf("sequences before %v, after %v", b, a)
 	}
+}
+
+// TestRestoreSymlinkedDataFolder: ./data is a symlink to a folder on another disk, as some
+// users keep covers; save reads what it points to and restore swaps the real folder, leaving
+// the link in place.
+func TestRestoreSymlinkedDataFolder(t *testing.T) {
+	s := NewStack(t, "seed")
+	real := filepath.Join(t.TempDir(), "disk", "echo-data")
+	os.MkdirAll(filepath.Dir(real), 0o755)
+	SeedFiles(t, real)
+	if err := os.Symlink(real, s.DataDir()); err != nil {
+		t.Fatal(err)
+	}
+	s.UpBare()
+	s.PsqlFile(filepath.Join(moduleRoot, "e2e", "testdata", "schema.sql"))
+	want := FingerprintDir(t, real).Fingerprint()
+	saved := s.save(t)
+	if saved.Files < 5 {
+		t.Fatalf("save of a symlinked folder holds %d files", saved.Files)
+	}
+	os.WriteFile(filepath.Join(real, "setup.json"), []byte("{}"), 0o644)
+	if out, code := s.restore(saved.Path, "--yes"); code != 0 {
+		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	if fi, err := os.Lstat(s.DataDir()); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("./data is no longer a symlink: %v %v", fi.Mode(), err)
+	}
+	AssertSameFingerprint(t, "the real folder after restore", want, FingerprintDir(t, real).Fingerprint())
 }
