@@ -164,6 +164,8 @@ func createPartial(path, kind string) (*os.File, error) {
 // that reads and hashes the input.
 const minParallel = 4
 
+const encoderWindow = 2 << 20
+
 func newEncoder(w io.Writer, level zstd.EncoderLevel, concurrency int) (*zstd.Encoder, error) {
 	if concurrency < minParallel {
 		concurrency = 1
@@ -172,7 +174,11 @@ func newEncoder(w io.Writer, level zstd.EncoderLevel, concurrency int) (*zstd.En
 		zstd.WithEncoderLevel(level),
 		zstd.WithEncoderConcurrency(concurrency),
 		zstd.WithConcurrentBlocks(concurrency > 1),
-		zstd.WithEncoderCRC(true))
+		zstd.WithEncoderCRC(true),
+		// A 2 MiB window: covers and dumps compress as well at these levels, and two encoders
+		// with the default window kept about 20 MB of history for nothing.
+		zstd.WithWindowSize(encoderWindow),
+		zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, fmt.Errorf("starting zstd encoder: %w", err)
 	}
