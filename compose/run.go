@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
@@ -35,7 +36,7 @@ func RunHelper(ctx context.Context, api Engine, o HelperOptions) error {
 }
 
 func (h *Helper) stderr() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*1e9)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	logs, err := h.api.ContainerLogs(ctx, h.ID, client.ContainerLogsOptions{ShowStderr: true, Tail: "20"})
 	if err != nil {

@@ -36,8 +36,8 @@ func (t Target) tool(ctx context.Context, xferDir string, cmd ...string) error {
 	})
 }
 
-// xferDir makes a private transfer folder; the caller removes it.
-func (n *Near) xferDir() (string, error) {
+// XferDir makes a private transfer folder beside the backups; the caller removes it.
+func (n *Near) XferDir() (string, error) {
 	dir, err := os.MkdirTemp(n.Dir, ".echobackup-xfer-")
 	if err != nil {
 		return "", fmt.Errorf("creating a transfer folder: %w", err)
@@ -47,7 +47,7 @@ func (n *Near) xferDir() (string, error) {
 
 // dumpNear runs pg_dump into a FIFO that we read: nothing of the dump touches the disk.
 func (t Target) dumpNear(ctx context.Context, args []string, w io.Writer) error {
-	dir, err := t.Near.xferDir()
+	dir, err := t.Near.XferDir()
 	if err != nil {
 		return err
 	}

@@ -58,9 +58,9 @@ func (d *dbStage) open(ctx context.Context) error {
 // openLocal stages the dump in a private folder beside the backups, read by pg_restore in a
 // helper container: faster than the container's own disk, and no copy through the engine.
 func (d *dbStage) openLocal() error {
-	dir, err := os.MkdirTemp(d.pg.Near.Dir, ".echobackup-xfer-")
+	dir, err := d.pg.Near.XferDir()
 	if err != nil {
-		return fmt.Errorf("creating a staging folder: %w", err)
+		return err
 	}
 	d.dir = dir
 	d.file = filepath.Join(dir, d.fileName())

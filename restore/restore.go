@@ -198,7 +198,7 @@ func (r *run) startDB(ctx context.Context) error {
 	if err := r.checkMajor(ctx); err != nil {
 		return err
 	}
-	r.db = newDBStage(r.pg, r.id, r.src.plainSQL())
+	r.db.pg = r.pg // the stage planned in prepareDB, now with its container
 	return r.dropStaleStaging(ctx)
 }
 
