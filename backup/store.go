@@ -119,10 +119,13 @@ func Resolve(arg, dir, project string, skipSafety bool) (string, error) {
 	return "", fmt.Errorf("no backup of project %q in %s", project, dir)
 }
 
-// Labels a backup's manifest can carry.
+// Labels a backup's manifest can carry. A pinned backup is kept by prune whatever the policy;
+// the value says why it was taken.
 const (
 	LabelPinned      = "pinned"
 	PinnedPreRestore = "pre-restore"
+	PinnedPreDown    = "pre-down"
+	PinnedMigrate    = "migrate"
 )
 
 // Verification is what the last verify of a backup found; kept beside it in a hidden file so
