@@ -1,6 +1,7 @@
 package compose
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -32,9 +33,12 @@ func findDatabase(p *types.Project, override string) (*Database, error) {
 		return nil, &UserError{Err: fmt.Errorf("several services look like PostgreSQL (%s): choose one with --db-service",
 			strings.Join(found, ", "))}
 	}
-	return nil, &UserError{Err: fmt.Errorf("no PostgreSQL service found in project %q (services: %s): "+
-		"name it with --db-service or the label %s=database", p.Name, strings.Join(sortedServiceNames(p), ", "), RoleLabel)}
+	return nil, &UserError{Err: fmt.Errorf("%w in project %q (services: %s): "+
+		"name it with --db-service or the label %s=database", ErrNoDatabase, p.Name, strings.Join(sortedServiceNames(p), ", "), RoleLabel)}
 }
+
+// ErrNoDatabase: the project has no PostgreSQL service, so it is not an Echo deployment.
+var ErrNoDatabase = errors.New("no PostgreSQL service found")
 
 func matching(p *types.Project, match func(types.ServiceConfig) bool) []string {
 	var names []string

@@ -48,6 +48,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		verifyCommand(dockerCli, opts),
 		listCommand(dockerCli, opts),
 		restoreCommand(dockerCli, opts),
+		shellInitCommand(dockerCli), shellGuardCommand(dockerCli), hooksCommand(dockerCli), hookRunCommand(dockerCli),
 	)
 	return cmd
 }

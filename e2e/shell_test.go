@@ -1,0 +1,220 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// shellBackup is what list says of one backup, with its labels.
+type shellBackup struct {
+	Path     string            `json:"path"`
+	Project  string            `json:"project"`
+	Rows     int64             `json:"rows"`
+	Files    int               `json:"files"`
+	Labels   map[string]string `json:"labels"`
+	Verified *struct {
+		OK bool `json:"ok"`
+	} `json:"verified"`
+}
+
+// shellBackups lists the stack's backups (list reads the compose files, not the engine).
+func (s *Stack) shellBackups(t *testing.T) []shellBackup {
+	t.Helper()
+	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "list", "--format", "json")...)
+	if code != 0 {
+		t.Fatalf("list: exit %d\n%s", code, errOut)
+	}
+	var entries []shellBackup
+	if err := json.Unmarshal([]byte(out), &entries); err != nil {
+		t.Fatalf("list json: %v\n%s", err, out)
+	}
+	return entries
+}
+
+// shellRC writes the function `docker echobackup shell-init bash` prints into a file that
+// an interactive bash loads as its rc file.
+func (s *Stack) shellRC(t *testing.T) string {
+	t.Helper()
+	out, errOut, code := s.EchoBackup("shell-init", "bash")
+	if code != 0 || !strings.Contains(out, "docker()") {
+		t.Fatalf("shell-init bash: exit %d\n%s%s", code, out, errOut)
+	}
+	rc := filepath.Join(t.TempDir(), "bashrc")
+	if err := os.WriteFile(rc, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rc
+}
+
+// bash runs line in an interactive bash that loaded the function, in the stack's folder.
+func (s *Stack) bash(rc, line string, o RunOpts) Result {
+	s.t.Helper()
+	return s.Run(o, "bash", "--rcfile", rc, "-ic", line)
+}
+
+func (s *Stack) shellVolumeExists(name string) bool {
+	_, _, code := s.Docker("volume", "inspect", name)
+	return code == 0
+}
+
+func seedRows() int64 {
+	var n int64
+	for _, c := range SeedRowCounts {
+		n += int64(c)
+	}
+	return n
+}
+
+// TestShellGuardComposeDown: with the function loaded in a real bash, `docker compose down -v`
+// takes a verified backup, pinned pre-down, with all the rows, before the volumes go; a
+// failing backup stops the command with the volumes and containers untouched; --force goes
+// on. Other commands pass through with their exit code and stdin, and `docker echo-backup`
+// runs the plugin.
+func TestShellGuardComposeDown(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	rc := s.shellRC(t)
+	down := "docker compose " + strings.Join(s.ProjectArgs(), " ") + " down -v"
+	pgdata, data := s.Volume("pgdata"), s.Volume("echo_data")
+
+	// Passing through: exit codes, stdin, the old name.
+	if r := s.bash(rc, "docker inspect --type volume "+s.Name+"_no_such_volume", RunOpts{}); r.Code != 1 {
+		t.Errorf("a failing docker command through the function: exit %d, want 1", r.Code)
+	}
+	r := s.bash(rc, "docker run --rm -i --network none --label "+LabelTest+"=1 "+pgImage+" cat", RunOpts{Stdin: strings.NewReader("through the function\n")})
+	if r.Code != 0 || r.Stdout != "through the function\n" {
+		t.Errorf("stdin through the function: exit %d, stdout %q", r.Code, r.Stdout)
+	}
+	if r := s.bash(rc, "docker echo-backup "+strings.Join(s.ProjectArgs(), " ")+" status", RunOpts{}); r.Code != 0 || !strings.Contains(r.Stdout, "Project:   "+s.Name) {
+		t.Errorf("docker echo-backup status: exit %d\n%s", r.Code, r.Stdout)
+	}
+
+	// A line that deletes no volume passes without the engine (an unreachable host here).
+	r = s.Run(RunOpts{Env: []string{"DOCKER_HOST=unix:///nonexistent/docker.sock"}}, "docker", "echobackup", "shell-guard", "--shell", "bash", "--", "rm", "-f", "it's")
+	if r.Code != 0 || strings.TrimSpace(r.Stdout) != `'rm' '-f' 'it'\''s'` {
+		t.Errorf("guard on a line that deletes no volume: exit %d, stdout %q\n%s", r.Code, r.Stdout, r.Stderr)
+	}
+
+	// A backup that cannot be written stops down -v, also with docker's global flags first
+	// (the guard then runs again under them).
+	blocker := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r = s.bash(rc, "docker --log-level warn "+strings.TrimPrefix(down, "docker "), RunOpts{Env: []string{"ECHOBACKUP_DIR=" + filepath.Join(blocker, "backups")}})
+	if r.Code == 0 || !strings.Contains(r.Stderr, "Stopped before `docker --log-level warn compose") || !strings.Contains(r.Stderr, "--force") {
+		t.Fatalf("down -v with a failing backup: exit %d, want a stop\n%s", r.Code, r.Stderr)
+	}
+	if !s.shellVolumeExists(pgdata) || !s.shellVolumeExists(data) || s.ContainerID(s.DBService) == "" {
+		t.Fatalf("the stopped down -v removed something")
+	}
+	if got := s.RowCounts("tracks")["tracks"]; got != SeedRowCounts["tracks"] {
+		t.Fatalf("tracks after the stopped down: %d", got)
+	}
+
+	// The real thing.
+	t0 := time.Now()
+	r = s.bash(rc, down, RunOpts{})
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Saved and verified") {
+		t.Fatalf("down -v through the function: exit %d\n%s", r.Code, r.Stderr)
+	}
+	t.Logf("guarded down -v took %s", time.Since(t0).Round(time.Millisecond))
+	if s.shellVolumeExists(pgdata) || s.shellVolumeExists(data) {
+		t.Errorf("down -v kept the volumes")
+	}
+	backups := s.shellBackups(t)
+	if len(backups) != 1 {
+		t.Fatalf("backups after down -v: %+v", backups)
+	}
+	b := backups[0]
+	if b.Project != s.Name || b.Labels["pinned"] != "pre-down" || b.Verified == nil || !b.Verified.OK || b.Rows != seedRows() || b.Files < 5 {
+		t.Errorf("the pre-down backup: %+v (want %d rows, verified, pinned pre-down)", b, seedRows())
+	}
+
+	// --force goes on when the backup fails; the guard takes --force away from compose.
+	s.Up()
+	r = s.bash(rc, "docker --config "+dockerConfig+" "+strings.TrimPrefix(down, "docker ")+" --force", RunOpts{Env: []string{"ECHOBACKUP_DIR=" + filepath.Join(blocker, "backups")}})
+	if r.Code != 0 || !strings.Contains(r.Stderr, "going on without a backup") {
+		t.Fatalf("down -v --force with a failing backup: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if s.shellVolumeExists(pgdata) {
+		t.Errorf("down -v --force kept the volume")
+	}
+}
+
+// TestShellGuardVolumes: `docker volume rm` of the database volume whose container is gone
+// starts the database for a verified backup and puts it back (no container left to hold the
+// volume), so the rm goes through; a volume of a project that cannot be located stops
+// `docker volume prune` (scoped to the stack by label: other tests share the engine) with
+// the hint, until ECHOBACKUP_FORCE=1.
+func TestShellGuardVolumes(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	rc := s.shellRC(t)
+	pgdata, data := s.Volume("pgdata"), s.Volume("echo_data")
+
+	// A running container with the guard's sentinel labels (the contract of the guard
+	// package) holds the volumes: down -v takes no backup and says why the volumes stay.
+	sentinel := strings.TrimSpace(s.MustDocker(append(append([]string{"run", "-d", "--network", "none"}, s.HarnessLabels()...),
+		"--label", "com.echobackup.sentinel=1", "--label", "com.echobackup.volumes="+pgdata+","+data,
+		"-v", pgdata+":/protect/a:ro", "-v", data+":/protect/b:ro", "--init", "--entrypoint", "sleep", pgImage, "infinity")...))
+	r := s.bash(rc, "docker compose "+strings.Join(s.ProjectArgs(), " ")+" down -v", RunOpts{})
+	if r.Code != 0 || !strings.Contains(r.Stderr, "the engine will keep them") || !strings.Contains(r.Stderr, "unprotect") ||
+		strings.Contains(r.Stderr, "Saved and verified") {
+		t.Errorf("down -v of a protected project: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if !s.shellVolumeExists(pgdata) || !s.shellVolumeExists(data) || len(s.shellBackups(t)) != 0 {
+		t.Fatalf("with the sentinel: volumes gone or a backup taken")
+	}
+	s.MustDocker("rm", "-f", sentinel)
+	s.Up()
+
+	// The db container goes; the app's containers stay to say where the project lives.
+	s.MustCompose("rm", "--stop", "--force", s.DBService)
+	r = s.bash(rc, "docker volume rm "+pgdata, RunOpts{})
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Saved and verified") {
+		t.Fatalf("volume rm through the function: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if s.shellVolumeExists(pgdata) || s.ContainerID(s.DBService) != "" {
+		t.Errorf("after volume rm: volume still there or the db container left behind")
+	}
+	backups := s.shellBackups(t)
+	if len(backups) != 1 || backups[0].Rows != seedRows() || backups[0].Verified == nil || !backups[0].Verified.OK {
+		t.Fatalf("backup taken before volume rm: %+v", backups)
+	}
+
+	// No container left: nothing says where the compose files are.
+	s.Down()
+	prune := "docker volume prune -f --filter label=" + LabelComposeProject + "=" + s.Name
+	r = s.bash(rc, prune, RunOpts{})
+	if r.Code == 0 || !strings.Contains(r.Stderr, "is left to tell where its compose files are") || !strings.Contains(r.Stderr, "ECHOBACKUP_FORCE=1") {
+		t.Fatalf("volume prune of an unlocatable project: exit %d, want a stop\n%s", r.Code, r.Stderr)
+	}
+	if !s.shellVolumeExists(data) {
+		t.Fatalf("the stopped prune removed %s", data)
+	}
+	r = s.bash(rc, prune, RunOpts{Env: []string{"ECHOBACKUP_FORCE=1"}})
+	if r.Code != 0 {
+		t.Fatalf("ECHOBACKUP_FORCE=1 volume prune: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if s.serverAPIBelow142(t) && s.shellVolumeExists(data) {
+		t.Errorf("the forced prune kept %s (the engine prunes named volumes before API 1.42)", data)
+	}
+}
+
+func (s *Stack) serverAPIBelow142(t *testing.T) bool {
+	t.Helper()
+	out := strings.TrimSpace(s.MustDocker("version", "--format", "{{.Server.APIVersion}}"))
+	var major, minor int
+	if _, err := fmt.Sscanf(out, "%d.%d", &major, &minor); err != nil {
+		t.Fatalf("server API version %q: %v", out, err)
+	}
+	return major == 1 && minor < 42
+}

@@ -1,0 +1,63 @@
+package hooks
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli-plugins/hooks"
+	"github.com/docker/go-units"
+
+	"github.com/echo-backup/echo-backup/backup"
+)
+
+// Hint is the CLI's "What's next" answer after a command that deletes volumes: the newest
+// backup in the folder that save uses from cwd, and the command that restores it.
+func Hint(cwd string, now time.Time) hooks.Response {
+	return hooks.Response{Type: hooks.NextSteps, Template: hintText(cwd, now)}
+}
+
+func hintText(cwd string, now time.Time) string {
+	dir := backup.Dir("", cwd)
+	entries, err := backup.List(dir, "")
+	if err != nil {
+		return "WARNING: echobackup could not read the backup folder: " + err.Error()
+	}
+	if len(entries) == 0 {
+		return fmt.Sprintf("WARNING: no echobackup backup in %s: if volumes of an Echo project were just deleted, they are gone.\n"+
+			"Next time, `docker echobackup save` first (or load `docker echobackup shell-init`).", display(cwd, dir))
+	}
+	e := entries[0]
+	path := display(cwd, e.Path)
+	verified := "not verified"
+	if e.Verified != nil && e.Verified.OK {
+		verified = "verified " + age(now, e.Verified.At) + " ago"
+	}
+	// The CLI reads the answer as a template: braces in a path must not be taken for one.
+	return noTemplate(fmt.Sprintf("Last backup of %s: %s ago (%s, %s).\nTo restore: docker echobackup -p %s restore %s",
+		e.Project, age(now, e.Created), path, verified, e.Project, shellWord(path)))
+}
+
+func age(now, t time.Time) string {
+	return strings.ToLower(units.HumanDuration(now.Sub(t)))
+}
+
+// display shows a path below cwd relative to it, as the user would type it there.
+func display(cwd, path string) string {
+	if rel, err := filepath.Rel(cwd, path); err == nil && !strings.HasPrefix(rel, "..") {
+		return "./" + rel
+	}
+	return path
+}
+
+func shellWord(s string) string {
+	if strings.ContainsAny(s, " \t'\"$`\\;&|<>()*?[]{}!#~") {
+		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+	}
+	return s
+}
+
+func noTemplate(s string) string {
+	return strings.ReplaceAll(s, "{{", "{ {")
+}

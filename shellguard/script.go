@@ -1,0 +1,75 @@
+package shellguard
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Shells that Script knows.
+var Shells = []string{"bash", "zsh", "fish"}
+
+// GuardCommand is the hidden subcommand the shell function asks before a command that may
+// delete volumes: it prints the arguments to run, quoted for the shell, or fails.
+const GuardCommand = "shell-guard"
+
+// The function only asks the guard when a word that can delete volumes is on the line, so
+// every other docker command runs without starting the plugin. `docker echo-backup` (the
+// name in the original design; the CLI rejects it as a plugin name) runs `docker echobackup`.
+const posixScript = `# docker echobackup shell-init %[1]s: a verified backup before a docker command deletes
+# an Echo project's volumes. Load it with: eval "$(docker echobackup shell-init %[1]s)"
+docker() {
+  if [ "$1" = echo-backup ]; then
+    shift
+    set -- echobackup "$@"
+  fi
+  case " $* " in
+    *" down "*|*" rm "*|*" remove "*|*" prune "*)
+      local __echobackup_args
+      __echobackup_args=$(command docker echobackup ` + GuardCommand + ` --shell %[1]s -- "$@") || return
+      eval "set -- $__echobackup_args"
+      ;;
+  esac
+  command docker "$@"
+}
+`
+
+const fishScript = `# docker echobackup shell-init fish: a verified backup before a docker command deletes
+# an Echo project's volumes. Load it with: docker echobackup shell-init fish | source
+function docker --description 'docker, with a verified backup before Echo volumes are deleted'
+    set -l args $argv
+    if test "$args[1]" = echo-backup
+        set args[1] echobackup
+    end
+    if contains -- down $args; or contains -- rm $args; or contains -- remove $args; or contains -- prune $args
+        set -l guarded (command docker echobackup ` + GuardCommand + ` --shell fish -- $args)
+        or return $status
+        eval set args $guarded
+    end
+    command docker $args
+end
+`
+
+// Script is the shell function for shell.
+func Script(shell string) (string, error) {
+	switch shell {
+	case "bash", "zsh":
+		return fmt.Sprintf(posixScript, shell), nil
+	case "fish":
+		return fishScript, nil
+	}
+	return "", fmt.Errorf("unknown shell %q: use one of %s", shell, strings.Join(Shells, ", "))
+}
+
+// Quote joins args into one line that the shell's eval turns back into the same words.
+func Quote(shell string, args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		if shell == "fish" {
+			// In fish's single quotes only \\ and \' are escapes.
+			quoted[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(a) + "'"
+		} else {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(quoted, " ")
+}
