@@ -3,11 +3,13 @@ package compose
 import (
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/cli/cli/command"
+	"github.com/docker/compose/v5/cmd/display"
 	"github.com/docker/compose/v5/pkg/api"
 	composesvc "github.com/docker/compose/v5/pkg/compose"
 )
@@ -100,4 +102,31 @@ func (s *Services) DefaultApps() []string {
 	names := slices.DeleteFunc(s.plan.Project.ServiceNames(), func(n string) bool { return n == s.plan.Database.Service })
 	slices.Sort(names)
 	return names
+}
+
+// DownOptions are the flags of `docker compose down`.
+type DownOptions struct {
+	Volumes       bool
+	RemoveOrphans bool
+	Images        string         // "", "local" or "all"
+	Timeout       *time.Duration // nil: each service's own stop grace period
+	Services      []string
+}
+
+// Down runs `docker compose down` on the plan's project. Compose's progress and warnings
+// (such as "Resource is still in use" for a volume another container holds) go to progress:
+// without an event processor the SDK drops them.
+func Down(ctx context.Context, dockerCli command.Cli, plan *Plan, o DownOptions, progress io.Writer) error {
+	backend, err := composesvc.NewComposeService(dockerCli, composesvc.WithEventProcessor(display.Plain(progress)))
+	if err != nil {
+		return err
+	}
+	err = backend.Down(ctx, plan.Name, api.DownOptions{
+		Project: plan.Project, Volumes: o.Volumes, RemoveOrphans: o.RemoveOrphans,
+		Images: o.Images, Timeout: o.Timeout, Services: o.Services,
+	})
+	if err != nil {
+		return fmt.Errorf("removing project %q with compose down: %w", plan.Name, err)
+	}
+	return nil
 }

@@ -49,6 +49,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		listCommand(dockerCli, opts),
 		restoreCommand(dockerCli, opts),
 		shellInitCommand(dockerCli), shellGuardCommand(dockerCli), hooksCommand(dockerCli), hookRunCommand(dockerCli),
+		protectCommand(dockerCli, opts), unprotectCommand(dockerCli, opts), downCommand(dockerCli, opts),
 	)
 	return cmd
 }

@@ -36,15 +36,27 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	plan, err := loadPlan(ctx, dockerCli, opts.projectOptions)
+	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
 	if err != nil {
 		return err
 	}
+	prot, err := protectionStatus(ctx, api, plan)
+	if err != nil {
+		return err
+	}
+	last := lastVerifiedBackup(plan)
 	if opts.format == formatJSON {
-		return writeJSON(dockerCli.Out(), plan)
+		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last})
 	}
 	printPlan(dockerCli.Out(), plan)
+	printProtection(dockerCli.Out(), plan, prot, last)
 	return nil
+}
+
+type statusJSON struct {
+	*compose.Plan
+	Protection         *protection   `json:"protection"`
+	LastVerifiedBackup *lastVerified `json:"lastVerifiedBackup"`
 }
 
 // loadPlan loads the project, decides every part's role and asks the engine what exists.

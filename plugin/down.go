@@ -1,0 +1,125 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/guard"
+)
+
+type downOptions struct {
+	*projectOptions
+	volumes       bool
+	removeOrphans bool
+	images        string
+	timeout       int
+	timeChanged   bool
+	output        string
+}
+
+func downCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := downOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "down [OPTIONS] [SERVICES]",
+		Short: "`docker compose down`, with a verified backup first when volumes would go",
+		Long: "Runs `docker compose down` with the same flags. With -v/--volumes it first saves and verifies\n" +
+			"a backup (pinned, marked pre-down) and releases the protection; if the backup fails,\n" +
+			"nothing is removed.",
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			opts.timeChanged = cmd.Flags().Changed("timeout")
+			if opts.images != "" && opts.images != "all" && opts.images != "local" {
+				return &compose.UserError{Err: fmt.Errorf(`--rmi must be "local" or "all", not %q`, opts.images)}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := commandContext(cmd)
+			defer stop()
+			return userError(runDown(ctx, dockerCli, opts, args))
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVarP(&opts.volumes, "volumes", "v", false, `Remove named volumes declared in the "volumes" section and anonymous volumes (after a verified backup)`)
+	f.BoolVar(&opts.removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
+	f.StringVar(&opts.images, "rmi", "", `Remove images used by services: "local" or "all"`)
+	f.IntVarP(&opts.timeout, "timeout", "t", 0, "Specify a shutdown timeout in seconds")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+backup.DirEnv+", else ./backups in the project folder)")
+	return cmd
+}
+
+func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, services []string) error {
+	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return err
+	}
+	do := compose.DownOptions{Volumes: opts.volumes, RemoveOrphans: opts.removeOrphans, Images: opts.images, Services: services}
+	if opts.timeChanged {
+		t := time.Duration(opts.timeout) * time.Second
+		do.Timeout = &t
+	}
+	if !opts.volumes {
+		return compose.Down(ctx, dockerCli, plan, do, dockerCli.Err())
+	}
+	res, err := saveVerified(ctx, dockerCli, plan, api, backup.Dir(opts.output, plan.WorkingDir),
+		map[string]string{backup.LabelPinned: backup.PinnedPreDown})
+	if err != nil {
+		return fmt.Errorf("nothing was removed: the backup before `down -v` failed: %w", err)
+	}
+	released, err := guard.Release(ctx, api, plan.Name)
+	if err != nil {
+		return fmt.Errorf("nothing was removed: %w", err)
+	}
+	if err := compose.Down(ctx, dockerCli, plan, do, dockerCli.Err()); err != nil {
+		return reprotect(ctx, dockerCli, api, plan, released, err)
+	}
+	fmt.Fprintf(dockerCli.Out(), "Removed project %s with its volumes. Its state just before is saved and verified in %s\n"+
+		"Restore it with: docker echobackup restore %s\n", plan.Name, res.Path, res.Path)
+	warnKept(ctx, dockerCli, api, plan)
+	return nil
+}
+
+// reprotect puts the protection back after a failed down, for the volumes still there.
+func reprotect(ctx context.Context, dockerCli command.Cli, api compose.Engine, plan *compose.Plan, released []guard.Sentinel, downErr error) error {
+	if len(released) == 0 {
+		return downErr
+	}
+	if err := reinspect(context.WithoutCancel(ctx), dockerCli, api, plan); err == nil {
+		if _, err := guard.Protect(context.WithoutCancel(ctx), api, plan); err == nil {
+			return fmt.Errorf("%w (the project's volumes are protected again)", downErr)
+		}
+	}
+	return fmt.Errorf("%w (the protection is off: run `docker echobackup protect`)", downErr)
+}
+
+// warnKept names the data volumes compose kept because another container still uses them:
+// compose only warns and exits 0.
+func warnKept(ctx context.Context, dockerCli command.Cli, api compose.Engine, plan *compose.Plan) {
+	if err := reinspect(ctx, dockerCli, api, plan); err != nil {
+		return
+	}
+	var kept []string
+	for _, it := range plan.Items {
+		if it.Kind == "volume" && it.Exists && !it.External && it.Backup {
+			kept = append(kept, it.Source)
+		}
+	}
+	if len(kept) > 0 {
+		fmt.Fprintf(dockerCli.Err(), "WARNING: volume(s) %s were kept: another container still uses them (`docker ps -a --filter volume=NAME`)\n",
+			strings.Join(kept, ", "))
+	}
+}
+
+// reinspect asks the engine again what exists; Inspect only ever marks items as found.
+func reinspect(ctx context.Context, dockerCli command.Cli, api compose.Engine, plan *compose.Plan) error {
+	for i := range plan.Items {
+		plan.Items[i].Exists = false
+	}
+	return plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli))
+}
