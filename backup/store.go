@@ -48,6 +48,7 @@ type Entry struct {
 	Rows     int64             `json:"rows"`
 	Files    int               `json:"files"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	Pinned   string            `json:"pinned,omitempty"` // why prune must keep it (backup/pin.go)
 	Verified *Verification     `json:"verified,omitempty"`
 	Manifest *archive.Manifest `json:"-"`
 }
@@ -97,6 +98,7 @@ func Inspect(path string) (*Entry, error) {
 		e.Tables = len(m.Database.Tables)
 	}
 	e.Verified = readVerification(path, st)
+	e.Pinned = pinReason(path, m.Labels)
 	return e, nil
 }
 

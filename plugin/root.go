@@ -48,6 +48,8 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		verifyCommand(dockerCli, opts),
 		listCommand(dockerCli, opts),
 		restoreCommand(dockerCli, opts),
+		pruneCommand(dockerCli, opts), pinCommand(dockerCli, opts), unpinCommand(dockerCli, opts),
+		scheduleCommand(dockerCli, opts),
 		shellInitCommand(dockerCli), shellGuardCommand(dockerCli), hooksCommand(dockerCli), hookRunCommand(dockerCli),
 		protectCommand(dockerCli, opts), unprotectCommand(dockerCli, opts), downCommand(dockerCli, opts),
 	)

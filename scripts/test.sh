@@ -42,6 +42,20 @@ ECHOBACKUP_PG_IMAGE="$("$root/scripts/pg-image.sh")"
 export ECHOBACKUP_PG_IMAGE
 echo "ECHOBACKUP_PG_IMAGE=$ECHOBACKUP_PG_IMAGE"
 
+step "cron (the schedule tests install, run and remove a crontab entry)"
+if command -v crontab >/dev/null 2>&1; then
+	echo "crontab: $(command -v crontab)"
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "no crontab command: installing Debian's cron package"
+	install_cron() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends cron >/dev/null; }
+	if ! install_cron && ! { apt-get update >/dev/null && install_cron; }; then
+		echo "WARNING: could not install cron with apt-get: TestScheduleCron will fail." >&2
+	fi
+else
+	echo "WARNING: no crontab command and no root with apt-get to install it: TestScheduleCron will fail." >&2
+	echo "Install cron (Debian and Ubuntu: apt-get install cron) and re-run." >&2
+fi
+
 step "e2e tests: go test -tags e2e -count=1 -v -timeout 60m ./e2e/..."
 log="$(mktemp "${TMPDIR:-/tmp}/echobackup-e2e.XXXXXX.log")"
 run_args=()

@@ -1,0 +1,102 @@
+package backup
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// PinnedByHand is the pin reason `pin` records when the user gives none.
+const PinnedByHand = "by hand"
+
+// pinRecord is kept beside a backup in the hidden file .<name>.pinned. Pinned false overrides a
+// pin carried by the manifest's label, which cannot be changed without rewriting the archive.
+type pinRecord struct {
+	Pinned bool      `json:"pinned"`
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
+}
+
+func pinPath(path string) string {
+	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".pinned")
+}
+
+// pinReason is why the backup is pinned, "" when it is not: the sidecar wins over the label.
+func pinReason(path string, labels map[string]string) string {
+	b, err := os.ReadFile(pinPath(path))
+	if err != nil {
+		return labels[LabelPinned]
+	}
+	var r pinRecord
+	if json.Unmarshal(b, &r) != nil {
+		// A damaged record must not unpin a backup its manifest pins.
+		return labels[LabelPinned]
+	}
+	if !r.Pinned {
+		return ""
+	}
+	if r.Reason == "" {
+		return PinnedByHand
+	}
+	return r.Reason
+}
+
+// Pin keeps the backup from prune whatever the policy says.
+func Pin(path, reason string) error {
+	if _, err := Inspect(path); err != nil {
+		return fmt.Errorf("pinning %s: %w", path, err)
+	}
+	if reason == "" {
+		reason = PinnedByHand
+	}
+	return writePin(path, pinRecord{Pinned: true, Reason: reason, At: time.Now().UTC()})
+}
+
+// Unpin lets prune's policy decide about the backup again. A pin from the manifest's label is
+// overridden by a record; a pin by hand is simply removed.
+func Unpin(path string) error {
+	e, err := Inspect(path)
+	if err != nil {
+		return fmt.Errorf("unpinning %s: %w", path, err)
+	}
+	if e.Labels[LabelPinned] != "" {
+		return writePin(path, pinRecord{Pinned: false, At: time.Now().UTC()})
+	}
+	if err := os.Remove(pinPath(path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("unpinning %s: %w", path, err)
+	}
+	return nil
+}
+
+func writePin(path string, r pinRecord) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp := pinPath(path) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("recording the pin of %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, pinPath(path)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("recording the pin of %s: %w", path, err)
+	}
+	return nil
+}
+
+// Remove deletes a backup and the hidden records kept beside it (verification, pin). The
+// archive goes first: a record without its archive is harmless, the reverse would lose a pin.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("removing %s: %w", path, err)
+	}
+	for _, side := range []string{verificationPath(path), pinPath(path)} {
+		if err := os.Remove(side); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("removing %s: %w", side, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package backup
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/echo-backup/echo-backup/archive"
+)
+
+var clock = time.Date(2026, 11, 1, 3, 0, 0, 0, time.UTC)
+
+func writeBackup(t *testing.T, dir string, labels map[string]string) string {
+	t.Helper()
+	clock = clock.Add(time.Hour) // one name per backup
+	path := filepath.Join(dir, FileName("echo", clock))
+	w, err := archive.Create(path, archive.Options{Reserve: 4096, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(&archive.Manifest{Project: archive.Project{Name: "echo"}, Labels: labels}); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func pinned(t *testing.T, path string) string {
+	t.Helper()
+	e, err := Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e.Pinned
+}
+
+func TestPinUnpin(t *testing.T) {
+	dir := t.TempDir()
+	plain := writeBackup(t, dir, nil)
+	if got := pinned(t, plain); got != "" {
+		t.Fatalf("a new backup is pinned: %q", got)
+	}
+	if err := Pin(plain, ""); err != nil || pinned(t, plain) != PinnedByHand {
+		t.Fatalf("pin: %v, %q", err, pinned(t, plain))
+	}
+	if err := Unpin(plain); err != nil || pinned(t, plain) != "" {
+		t.Fatalf("unpin: %v, %q", err, pinned(t, plain))
+	}
+	if _, err := os.Stat(pinPath(plain)); !os.IsNotExist(err) {
+		t.Errorf("unpin of a hand pin left its record: %v", err)
+	}
+
+	safety := writeBackup(t, dir, map[string]string{LabelPinned: PinnedPreRestore})
+	if got := pinned(t, safety); got != PinnedPreRestore {
+		t.Fatalf("label pin: %q", got)
+	}
+	if err := Unpin(safety); err != nil || pinned(t, safety) != "" {
+		t.Fatalf("unpin of a label pin: %v, %q", err, pinned(t, safety))
+	}
+	if err := Pin(safety, "keep for the audit"); err != nil || pinned(t, safety) != "keep for the audit" {
+		t.Fatalf("re-pin: %v, %q", err, pinned(t, safety))
+	}
+	// A damaged record never unpins what the manifest pins.
+	os.WriteFile(pinPath(safety), []byte("{"), 0o600)
+	if got := pinned(t, safety); got != PinnedPreRestore {
+		t.Errorf("damaged record: %q", got)
+	}
+
+	if err := Pin(filepath.Join(dir, "missing.tar.zst"), ""); !os.IsNotExist(unwrapAll(err)) {
+		t.Errorf("pin of a missing file: %v", err)
+	}
+}
+
+func unwrapAll(err error) error {
+	for {
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok || u.Unwrap() == nil {
+			return err
+		}
+		err = u.Unwrap()
+	}
+}
+
+func TestRemoveTakesSidecars(t *testing.T) {
+	dir := t.TempDir()
+	path := writeBackup(t, dir, nil)
+	if err := Pin(path, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := recordVerification(path, Verification{OK: true}); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(dir, "."+filepath.Base(path)+".abc.partial")
+	os.WriteFile(other, nil, 0o600)
+	if err := Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != filepath.Base(other) {
+		t.Errorf("left %v", ents)
+	}
+}

@@ -1,0 +1,244 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/backup"
+)
+
+type pruneJSON struct {
+	DryRun  bool `json:"dryRun"`
+	Kept    int  `json:"kept"`
+	Removed int  `json:"removed"`
+	Backups []struct {
+		Name   string   `json:"name"`
+		Action string   `json:"action"`
+		Why    []string `json:"why"`
+	} `json:"backups"`
+}
+
+// fakeBackup writes a real archive (manifest first, one file member) whose manifest says it
+// was taken of project at created; it is what list and prune read, without a database.
+func fakeBackup(t *testing.T, dir, project string, created time.Time, labels map[string]string) string {
+	t.Helper()
+	path := filepath.Join(dir, backup.FileName(project, created))
+	// The smallest manifest region keeps 60 archives at a few KB each.
+	w, err := archive.Create(path, archive.Options{Reserve: 4096, Concurrency: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fmt.Sprintf("taken %s\n", created)
+	hdr := &tar.Header{Name: "files/data/note.txt", Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: created}
+	if err := w.Add(hdr, strings.NewReader(body)); err != nil {
+		w.Abort()
+		t.Fatal(err)
+	}
+	m := &archive.Manifest{Created: created, Host: "e2e", Labels: labels,
+		Tool:    archive.Tool{Name: "echo-backup", Version: "e2e"},
+		Project: archive.Project{Name: project, WorkingDir: dir}}
+	if err := w.Commit(m); err != nil {
+		w.Abort()
+		t.Fatal(err)
+	}
+	return path
+}
+
+func (s *Stack) prune(t *testing.T, args ...string) pruneJSON {
+	t.Helper()
+	r := s.Run(RunOpts{Env: []string{"TZ=UTC"}}, "docker", append(append(append([]string{"echobackup"}, s.ProjectArgs()...),
+		"prune", "--format", "json"), args...)...)
+	if r.Code != 0 {
+		t.Fatalf("prune %v: exit %d: %s", args, r.Code, r.Stderr)
+	}
+	var res pruneJSON
+	if err := json.Unmarshal([]byte(r.Stdout), &res); err != nil {
+		t.Fatalf("prune json: %v\n%s", err, r.Stdout)
+	}
+	return res
+}
+
+func keptNames(res pruneJSON) []string {
+	var names []string
+	for _, b := range res.Backups {
+		if b.Action == "keep" {
+			names = append(names, b.Name)
+		}
+	}
+	sort.Strings(names)
+	return names
+}
+
+func why(res pruneJSON, name string) string {
+	for _, b := range res.Backups {
+		if b.Name == name {
+			return strings.Join(b.Why, ", ")
+		}
+	}
+	return "(not listed)"
+}
+
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestPruneSixtyDailies: 60 nightly archives; prune --dry-run with daily 7, weekly 4, monthly 3
+// keeps exactly those periods and removes nothing; then pinned (by label and by hand) and the
+// newest verified backup stay, foreign, damaged and partial files are never touched, and a real
+// prune removes exactly what the dry run announced, sidecars included.
+func TestPruneSixtyDailies(t *testing.T) {
+	s := NewStack(t, "custom") // only its project is loaded: nothing runs on the engine
+	dir := filepath.Join(s.Dir, "backups")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	newest := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
+	day := func(month time.Month, d int) string {
+		return backup.FileName(s.Name, time.Date(2026, month, d, 3, 0, 0, 0, time.UTC))
+	}
+	for i := 0; i < 60; i++ {
+		fakeBackup(t, dir, s.Name, newest.AddDate(0, 0, -i), nil)
+	}
+	policy := []string{"--keep-last", "0", "--keep-daily", "7", "--keep-weekly", "4", "--keep-monthly", "3"}
+
+	res := s.prune(t, append(policy, "--dry-run")...)
+	// 2026-11-25 is a Wednesday of ISO week 48; weeks 47, 46, 45 end on Sundays 22, 15, 8.
+	want := []string{day(9, 30), day(10, 31), day(11, 8), day(11, 15),
+		day(11, 19), day(11, 20), day(11, 21), day(11, 22), day(11, 23), day(11, 24), day(11, 25)}
+	sort.Strings(want)
+	if got := keptNames(res); !reflect.DeepEqual(got, want) || len(res.Backups) != 60 || !res.DryRun || res.Removed != 0 {
+		t.Fatalf("dry run kept %v\nwant %v\n(%d listed, removed %d)", got, want, len(res.Backups), res.Removed)
+	}
+	for name, reason := range map[string]string{
+		day(11, 25): "daily 2026-11-25, weekly 2026-W48, monthly 2026-11",
+		day(11, 8):  "weekly 2026-W45",
+		day(9, 30):  "monthly 2026-09",
+		day(11, 18): "outside the policy",
+	} {
+		if got := why(res, name); got != reason {
+			t.Errorf("%s: why %q, want %q", name, got, reason)
+		}
+	}
+	if n := len(dirNames(t, dir)); n != 60 {
+		t.Fatalf("the dry run changed the folder: %d entries", n)
+	}
+	out, _, code := s.EchoBackup(append(append(s.ProjectArgs(), "prune", "--dry-run"), policy...)...)
+	if code != 0 || !strings.Contains(out, "KEEP/REMOVE") || !strings.Contains(out, "REMOVE (dry run)") {
+		t.Errorf("table output: exit %d\n%s", code, out)
+	}
+
+	// What prune must keep or never touch.
+	labelPinned := fakeBackup(t, dir, s.Name, time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC),
+		map[string]string{backup.LabelPinned: backup.PinnedPreRestore})
+	handPinned := filepath.Join(dir, day(10, 10))
+	if out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "pin", filepath.Base(handPinned))...); code != 0 ||
+		!strings.Contains(out, "pinned (by hand)") {
+		t.Fatalf("pin: exit %d: %s%s", code, out, errOut)
+	}
+	verified := filepath.Join(dir, day(10, 5))
+	writeVerified(t, verified, true)
+	olderVerified := filepath.Join(dir, day(10, 1))
+	writeVerified(t, olderVerified, true)
+	stale := filepath.Join(dir, day(10, 2))
+	if err := os.WriteFile(filepath.Join(dir, "."+filepath.Base(stale)+".verified"), []byte(`{"ok":true,"size":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	foreign := fakeBackup(t, dir, "someone-else", time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC), nil)
+	damaged := filepath.Join(dir, backup.FileName(s.Name, time.Date(2026, 2, 1, 3, 0, 0, 0, time.UTC)))
+	partial := filepath.Join(dir, "."+backup.FileName(s.Name, time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC))+".1234.partial")
+	for _, p := range []string{damaged, partial} {
+		if err := os.WriteFile(p, []byte("not an archive"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	res = s.prune(t, append(policy, "--dry-run")...)
+	want2 := append(append([]string{}, want...), filepath.Base(labelPinned), filepath.Base(handPinned), filepath.Base(verified))
+	sort.Strings(want2)
+	if got := keptNames(res); !reflect.DeepEqual(got, want2) || len(res.Backups) != 61 {
+		t.Fatalf("dry run with pins kept %v\nwant %v (%d listed)", got, want2, len(res.Backups))
+	}
+	for name, reason := range map[string]string{
+		filepath.Base(labelPinned):   "pinned (pre-restore)",
+		filepath.Base(handPinned):    "pinned (by hand)",
+		filepath.Base(verified):      "newest verified",
+		filepath.Base(olderVerified): "outside the policy",
+		filepath.Base(stale):         "outside the policy",
+	} {
+		if got := why(res, name); got != reason {
+			t.Errorf("%s: why %q, want %q", name, got, reason)
+		}
+	}
+
+	res = s.prune(t, policy...)
+	if res.Removed != 61-len(want2) || res.DryRun {
+		t.Errorf("prune removed %d, want %d", res.Removed, 61-len(want2))
+	}
+	left := dirNames(t, dir)
+	wantLeft := append(append([]string{}, want2...), filepath.Base(foreign), filepath.Base(damaged), filepath.Base(partial),
+		"."+filepath.Base(handPinned)+".pinned", "."+filepath.Base(verified)+".verified")
+	sort.Strings(wantLeft)
+	if !reflect.DeepEqual(left, wantLeft) {
+		t.Fatalf("after prune the folder holds\n%v\nwant\n%v", left, wantLeft)
+	}
+
+	// Unpinned, both pinned backups are the policy's to decide again: the label's pin is
+	// overridden by a record, the hand pin is dropped.
+	for _, p := range []string{labelPinned, handPinned} {
+		if out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "unpin", p)...); code != 0 || !strings.Contains(out, "not pinned") {
+			t.Fatalf("unpin %s: exit %d: %s%s", p, code, out, errOut)
+		}
+	}
+	res = s.prune(t, policy...)
+	if res.Removed != 2 {
+		t.Errorf("after unpin prune removed %d, want 2: %+v", res.Removed, res.Backups)
+	}
+	for _, p := range []string{labelPinned, handPinned} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is still there", p)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "."+filepath.Base(labelPinned)+".pinned")); err == nil {
+		t.Errorf("the unpin record of %s outlived its archive", labelPinned)
+	}
+
+	if _, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "prune", "--keep-last", "0", "--keep-daily", "0",
+		"--keep-weekly", "0", "--keep-monthly", "0")...); code != 2 || !strings.Contains(errOut, "keeps nothing") {
+		t.Errorf("an empty policy: exit %d: %s", code, errOut)
+	}
+}
+
+// writeVerified records a passed verification the way verify does (backup/store.go): tied to
+// the file's size and modification time. The fake archives hold no dump, so verify itself
+// cannot pass on them.
+func writeVerified(t *testing.T, path string, ok bool) {
+	t.Helper()
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(backup.Verification{At: time.Now().UTC(), OK: ok, Size: st.Size(), ModTime: st.ModTime()})
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".verified"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

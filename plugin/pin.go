@@ -1,0 +1,100 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+)
+
+type pinOptions struct {
+	*projectOptions
+	dir    string
+	reason string
+}
+
+func pinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := pinOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "pin FILE|NAME|latest",
+		Short: "Keep a backup whatever prune's policy says",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return userError(runPin(cmd.Context(), dockerCli, opts, args[0], true))
+		},
+	}
+	cmd.Flags().StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	cmd.Flags().StringVar(&opts.reason, "reason", "", `Why it is kept, shown by prune (default "`+backup.PinnedByHand+`")`)
+	return cmd
+}
+
+func unpinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := pinOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "unpin FILE|NAME|latest",
+		Short: "Let prune's policy decide about a pinned backup again (safety backups included)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return userError(runPin(cmd.Context(), dockerCli, opts, args[0], false))
+		},
+	}
+	cmd.Flags().StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	return cmd
+}
+
+func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg string, pin bool) error {
+	path, err := resolveBackupArg(ctx, dockerCli, opts.projectOptions, opts.dir, arg)
+	if err != nil {
+		return err
+	}
+	if pin {
+		err = backup.Pin(path, opts.reason)
+	} else {
+		err = backup.Unpin(path)
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return &compose.UserError{Err: fmt.Errorf("no backup %s", path)}
+	}
+	if err != nil {
+		return err
+	}
+	e, err := backup.Inspect(path)
+	if err != nil {
+		return err
+	}
+	state := "not pinned"
+	if e.Pinned != "" {
+		state = "pinned (" + e.Pinned + ")"
+	}
+	_, err = fmt.Fprintf(dockerCli.Out(), "%s: %s\n", e.Name, state)
+	return err
+}
+
+// resolveBackupArg turns a path, a name from list or prune, or "latest" into an archive's path. A
+// path that exists is taken as it is, without loading the project.
+func resolveBackupArg(ctx context.Context, dockerCli command.Cli, p *projectOptions, dir, arg string) (string, error) {
+	if _, err := os.Stat(arg); err == nil && arg != "latest" {
+		return arg, nil
+	}
+	project, err := compose.Load(ctx, dockerCli, p.ProjectOptions)
+	if err != nil {
+		return "", err
+	}
+	dir = backup.Dir(dir, project.WorkingDir)
+	if arg != "latest" && !strings.ContainsRune(arg, os.PathSeparator) {
+		return filepath.Join(dir, arg), nil
+	}
+	path, err := backup.Resolve(arg, dir, project.Name, false)
+	if err != nil {
+		return "", &compose.UserError{Err: err}
+	}
+	return path, nil
+}

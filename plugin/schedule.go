@@ -1,0 +1,478 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/docker/cli/cli"
+	"github.com/docker/cli/cli/command"
+	"github.com/docker/go-units"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/retention"
+	"github.com/echo-backup/echo-backup/schedule"
+)
+
+// pingEnv carries the ping URL to the scheduled run: an environment variable is readable by the
+// user only, a command-line argument by everyone on the machine.
+const pingEnv = "ECHOBACKUP_PING_URL"
+
+// dockerEnv is what the docker CLI reads from the environment to find its engine and plugins;
+// cron starts jobs with almost none, so the entry carries the values set at install time.
+var dockerEnv = []string{"DOCKER_CONFIG", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"}
+
+type scheduleOptions struct {
+	*projectOptions
+	dir     string
+	at      string
+	ping    string
+	systemd bool
+	policy  retention.Policy
+	format  string
+}
+
+func scheduleCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "schedule",
+		Short: "Save, verify and prune every night from cron (or a systemd user timer)",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(scheduleInstallCommand(dockerCli, p), scheduleStatusCommand(dockerCli, p),
+		scheduleRemoveCommand(dockerCli, p), scheduleRunCommand(dockerCli, p))
+	return cmd
+}
+
+func scheduleInstallCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := scheduleOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "install [OPTIONS]",
+		Short: "Add (or replace) the project's entry in your crontab: save, verify, prune",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return userError(runScheduleInstall(cmd.Context(), dockerCli, opts))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.at, "at", "03:00", `When: "HH:MM" every day, or a cron expression such as "30 2 * * 1-5" or "@daily"`)
+	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (healthchecks.io style): URL/start, URL on success, URL/fail on failure")
+	f.BoolVar(&opts.systemd, "systemd", false, "Install a systemd user timer instead of a crontab entry")
+	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	addPolicyFlags(f, &opts.policy)
+	return cmd
+}
+
+func scheduleStatusCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := scheduleOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the project's schedule, its next run, the last run's result and the last backup's age",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return userError(runScheduleStatus(cmd.Context(), dockerCli, opts))
+		},
+	}
+	cmd.Flags().StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	return cmd
+}
+
+func scheduleRemoveCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := scheduleOptions{projectOptions: p}
+	return &cobra.Command{
+		Use:   "remove",
+		Short: "Remove the project's entry from your crontab (and its systemd timer); nothing else",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return userError(runScheduleRemove(cmd.Context(), dockerCli, opts))
+		},
+	}
+}
+
+// scheduleRunCommand is what the entry runs: it is hidden because people run save instead.
+func scheduleRunCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := scheduleOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:    "run",
+		Short:  "The scheduled job: lock, ping start, save and verify, prune, ping the result",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := commandContext(cmd)
+			defer stop()
+			return runScheduled(ctx, dockerCli, opts)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVar(&opts.ping, "ping", os.Getenv(pingEnv), "Dead-man's switch URL (default: $"+pingEnv+")")
+	addPolicyFlags(f, &opts.policy)
+	return cmd
+}
+
+func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
+	expr, err := schedule.ParseAt(opts.at)
+	if err != nil {
+		return cli.StatusError{StatusCode: exitUsage, Status: "--at: " + err.Error()}
+	}
+	if _, err := schedule.OnCalendar(expr); opts.systemd && err != nil {
+		return cli.StatusError{StatusCode: exitUsage, Status: "--at: " + err.Error()}
+	}
+	if err := checkPolicy(opts.policy); err != nil {
+		return err
+	}
+	if opts.ping != "" && !strings.HasPrefix(opts.ping, "http://") && !strings.HasPrefix(opts.ping, "https://") {
+		return cli.StatusError{StatusCode: exitUsage, Status: "--ping must be an http:// or https:// URL"}
+	}
+	project, err := compose.Load(ctx, dockerCli, opts.ProjectOptions)
+	if err != nil {
+		return err
+	}
+	// A project without a database to save fails now, not at three in the morning.
+	if _, err := compose.NewPlan(project, opts.dbService); err != nil {
+		return err
+	}
+	dir, err := filepath.Abs(backup.Dir(opts.dir, project.WorkingDir))
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("scheduling project %q: creating the backup folder: %w", project.Name, err)
+	}
+	job, err := scheduledJob(dockerCli, opts, project, dir)
+	if err != nil {
+		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
+	}
+	if opts.systemd {
+		return installTimer(ctx, dockerCli.Out(), expr, job)
+	}
+	// One schedule per project: a timer from an earlier install --systemd goes.
+	if _, err := schedule.RemoveTimer(ctx, project.Name); err != nil {
+		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
+	}
+	line, err := schedule.Line(expr, job)
+	if err != nil {
+		return err
+	}
+	text, _, err := schedule.ReadCrontab(ctx)
+	if errors.Is(err, schedule.ErrNoCrontab) {
+		return &compose.UserError{Err: err}
+	}
+	if err != nil {
+		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
+	}
+	if updated := schedule.Put(text, project.Name, line); updated != text {
+		if err := schedule.WriteCrontab(ctx, updated); err != nil {
+			return fmt.Errorf("scheduling project %q: %w", project.Name, err)
+		}
+	}
+	fmt.Fprintf(dockerCli.Out(), "Scheduled project %s in your crontab: %s (next run %s)\nLog: %s\n",
+		project.Name, expr, expr.Next(time.Now()).Format("2006-01-02 15:04 MST"), job.Log)
+	if !cronRunning() {
+		fmt.Fprintln(dockerCli.Err(), "WARNING: no cron daemon runs on this machine: the entry will not run until one does")
+	}
+	return nil
+}
+
+// scheduledJob is the command line cron runs: absolute paths for the docker CLI, the compose
+// files and the backup folder, and the environment that found the engine at install time.
+func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Project, dir string) (schedule.Job, error) {
+	docker, err := dockerPath()
+	if err != nil {
+		return schedule.Job{}, err
+	}
+	argv := []string{docker, "echobackup", "--project-directory", project.WorkingDir, "-p", project.Name}
+	for _, f := range project.ComposeFiles {
+		argv = append(argv, "-f", f)
+	}
+	for _, f := range opts.EnvFiles {
+		abs, err := filepath.Abs(f)
+		if err != nil {
+			return schedule.Job{}, err
+		}
+		argv = append(argv, "--env-file", abs)
+	}
+	profiles := append([]string{}, opts.Profiles...)
+	if env := os.Getenv("COMPOSE_PROFILES"); env != "" {
+		profiles = append(profiles, strings.Split(env, ",")...)
+	}
+	for _, p := range profiles {
+		argv = append(argv, "--profile", p)
+	}
+	if opts.dbService != "" {
+		argv = append(argv, "--db-service", opts.dbService)
+	}
+	pol := opts.policy
+	argv = append(argv, "schedule", "run", "-o", dir,
+		"--keep-last", strconv.Itoa(pol.Last), "--keep-daily", strconv.Itoa(pol.Daily),
+		"--keep-weekly", strconv.Itoa(pol.Weekly), "--keep-monthly", strconv.Itoa(pol.Monthly))
+	env := map[string]string{}
+	for _, k := range dockerEnv {
+		if v := os.Getenv(k); v != "" {
+			env[k] = v
+		}
+	}
+	if v := env["DOCKER_CONFIG"]; v != "" {
+		if env["DOCKER_CONFIG"], err = filepath.Abs(v); err != nil {
+			return schedule.Job{}, err
+		}
+	}
+	// A context chosen with `docker context use` lives in the config; one chosen with --context
+	// for this command only must be carried.
+	if name := dockerCli.CurrentContext(); name != "" && name != "default" && env["DOCKER_HOST"] == "" {
+		env["DOCKER_CONTEXT"] = name
+	}
+	job := schedule.Job{Project: project.Name, Dir: dir, Log: schedule.LogPath(dir), Env: env, Argv: argv}
+	if opts.ping != "" {
+		env[pingEnv] = opts.ping
+		job.Ping = schedule.Redact(opts.ping)
+	}
+	return job, nil
+}
+
+// dockerPath is the docker CLI by absolute path: the one in PATH, else the one running us.
+func dockerPath() (string, error) {
+	if p, err := exec.LookPath("docker"); err == nil {
+		return filepath.Abs(p)
+	}
+	if p, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", os.Getppid())); err == nil && filepath.Base(p) == "docker" {
+		return p, nil
+	}
+	return "", errors.New("cannot find the docker CLI in PATH")
+}
+
+// cronRunning looks for a cron daemon among the processes; false where /proc cannot tell.
+func cronRunning() bool {
+	comms, _ := filepath.Glob("/proc/[0-9]*/comm")
+	for _, c := range comms {
+		b, err := os.ReadFile(c)
+		if name := strings.TrimSpace(string(b)); err == nil && (name == "cron" || name == "crond") {
+			return true
+		}
+	}
+	return false
+}
+
+// scheduleStatus is what status shows.
+type scheduleStatus struct {
+	Project    string        `json:"project"`
+	Installed  bool          `json:"installed"`
+	Kind       string        `json:"kind,omitempty"` // crontab or systemd
+	Schedule   string        `json:"schedule,omitempty"`
+	Command    string        `json:"command,omitempty"`
+	Ping       string        `json:"ping,omitempty"`
+	NextRun    *time.Time    `json:"nextRun,omitempty"`
+	CronDaemon bool          `json:"cronDaemon"`
+	Dir        string        `json:"dir"`
+	Log        string        `json:"log"`
+	LastRun    *schedule.Run `json:"lastRun,omitempty"`
+	LastBackup *backup.Entry `json:"lastBackup,omitempty"`
+}
+
+var pingInCommand = regexp.MustCompile(pingEnv + `=('[^']*'|\S+)`)
+
+func runScheduleStatus(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	project, err := compose.Load(ctx, dockerCli, opts.ProjectOptions)
+	if err != nil {
+		return err
+	}
+	st := scheduleStatus{Project: project.Name, Dir: backup.Dir("", project.WorkingDir), CronDaemon: cronRunning()}
+	entry, kind, err := findSchedule(ctx, project.Name)
+	if err != nil {
+		return err
+	}
+	if entry != nil {
+		st.Installed, st.Kind, st.Dir, st.Schedule = true, kind, entry.Dir, entry.Expr.String()
+		st.Command = pingInCommand.ReplaceAllString(entry.Command, pingEnv+"=(hidden)")
+		if next := entry.Expr.Next(time.Now()); !next.IsZero() {
+			st.NextRun = &next
+		}
+	}
+	st.Log = schedule.LogPath(st.Dir)
+	if st.LastRun, err = schedule.ReadLast(st.Dir); err != nil {
+		return err
+	}
+	if entries, err := backup.List(st.Dir, project.Name); err == nil && len(entries) > 0 {
+		st.LastBackup = &entries[0]
+	}
+	if opts.format == formatJSON {
+		return writeJSON(dockerCli.Out(), st)
+	}
+	printScheduleStatus(dockerCli.Out(), st)
+	return nil
+}
+
+// findSchedule looks in the crontab, then among the systemd user units.
+func findSchedule(ctx context.Context, project string) (*schedule.Entry, string, error) {
+	text, _, err := schedule.ReadCrontab(ctx)
+	if err != nil && !errors.Is(err, schedule.ErrNoCrontab) {
+		return nil, "", err
+	}
+	if e, ok := schedule.Find(text, project); ok {
+		return &e, "crontab", nil
+	}
+	if e, ok := schedule.FindTimer(project); ok {
+		return &e, "systemd", nil
+	}
+	return nil, "", nil
+}
+
+func printScheduleStatus(out io.Writer, st scheduleStatus) {
+	fmt.Fprintf(out, "Project:      %s\n", st.Project)
+	if !st.Installed {
+		fmt.Fprintf(out, "Schedule:     none (docker echobackup schedule install --at 03:00)\n")
+	} else {
+		fmt.Fprintf(out, "Schedule:     %s (%s)\n", st.Schedule, st.Kind)
+		if st.NextRun != nil {
+			fmt.Fprintf(out, "Next run:     %s (in %s)\n", st.NextRun.Format("2006-01-02 15:04 MST"), units.HumanDuration(time.Until(*st.NextRun)))
+		}
+		if st.Kind == "crontab" && !st.CronDaemon {
+			fmt.Fprintf(out, "Cron daemon:  NOT RUNNING: the entry does not run\n")
+		}
+		fmt.Fprintf(out, "Command:      %s\n", st.Command)
+	}
+	fmt.Fprintf(out, "Log:          %s\n", st.Log)
+	switch r := st.LastRun; {
+	case r == nil:
+		fmt.Fprintf(out, "Last run:     never\n")
+	case r.OK:
+		fmt.Fprintf(out, "Last run:     OK at %s (%s ago): %s\n", r.Started.Local().Format(time.DateTime), units.HumanDuration(time.Since(r.Started)), r.Summary)
+	default:
+		fmt.Fprintf(out, "Last run:     FAILED at %s (%s ago): %s\n", r.Started.Local().Format(time.DateTime), units.HumanDuration(time.Since(r.Started)), r.Error)
+	}
+	if b := st.LastBackup; b == nil {
+		fmt.Fprintf(out, "Last backup:  none in %s\n", st.Dir)
+	} else {
+		fmt.Fprintf(out, "Last backup:  %s, %s old, verified: %s\n", b.Name, units.HumanDuration(time.Since(b.Created)), verifiedText(b.Verified))
+	}
+}
+
+func runScheduleRemove(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
+	project, err := compose.Load(ctx, dockerCli, opts.ProjectOptions)
+	if err != nil {
+		return err
+	}
+	removed := false
+	text, _, err := schedule.ReadCrontab(ctx)
+	switch {
+	case errors.Is(err, schedule.ErrNoCrontab):
+	case err != nil:
+		return fmt.Errorf("removing the schedule of project %q: %w", project.Name, err)
+	default:
+		if updated, found := schedule.Delete(text, project.Name); found {
+			if err := schedule.WriteCrontab(ctx, updated); err != nil {
+				return fmt.Errorf("removing the schedule of project %q: %w", project.Name, err)
+			}
+			removed = true
+		}
+	}
+	if found, err := schedule.RemoveTimer(ctx, project.Name); err != nil {
+		return fmt.Errorf("removing the schedule of project %q: %w", project.Name, err)
+	} else if found {
+		removed = true
+	}
+	if !removed {
+		fmt.Fprintf(dockerCli.Out(), "No schedule for project %s\n", project.Name)
+		return nil
+	}
+	fmt.Fprintf(dockerCli.Out(), "Removed the schedule of project %s (its backups and log stay)\n", project.Name)
+	return nil
+}
+
+func installTimer(ctx context.Context, out io.Writer, expr schedule.Expr, job schedule.Job) error {
+	unit, err := schedule.InstallTimer(ctx, expr, job)
+	if err != nil {
+		return fmt.Errorf("scheduling project %q: %w", job.Project, err)
+	}
+	// One schedule per project: a crontab entry from an earlier install goes.
+	if text, _, err := schedule.ReadCrontab(ctx); err == nil {
+		if updated, found := schedule.Delete(text, job.Project); found {
+			if err := schedule.WriteCrontab(ctx, updated); err != nil {
+				return fmt.Errorf("scheduling project %q: %w", job.Project, err)
+			}
+		}
+	}
+	fmt.Fprintf(out, "Scheduled project %s with the systemd user timer %s: %s (next run %s)\nLog: %s\n",
+		job.Project, unit, expr, expr.Next(time.Now()).Format("2006-01-02 15:04 MST"), job.Log)
+	return nil
+}
+
+// runScheduled is the job itself. Its stdout and stderr are the log (the entry appends them
+// there), so every line carries the time.
+func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(dockerCli.Err(), time.Now().Format(time.RFC3339)+" "+format+"\n", args...)
+	}
+	if opts.dir == "" || !filepath.IsAbs(opts.dir) {
+		return cli.StatusError{StatusCode: exitUsage, Status: "schedule run needs -o with the backup folder's absolute path"}
+	}
+	if err := os.MkdirAll(opts.dir, 0o700); err != nil {
+		return err
+	}
+	unlock, err := schedule.Lock(opts.dir)
+	if err != nil {
+		// The run that holds the lock pings its own result.
+		logf("skipped: %v", err)
+		return cli.StatusError{StatusCode: 1, Status: "scheduled run skipped"}
+	}
+	defer unlock()
+	ping := schedule.Ping{URL: opts.ping}
+	run := schedule.Run{Started: time.Now().UTC()}
+	logf("started: save, verify and prune into %s", opts.dir)
+	if err := ping.Start(ctx); err != nil {
+		logf("WARNING: %v", err)
+	}
+	run.Summary, run.Backup, err = scheduledWork(ctx, dockerCli, opts)
+	run.Finished, run.OK = time.Now().UTC(), err == nil
+	if err != nil {
+		run.Error = err.Error()
+	}
+	if werr := schedule.WriteLast(opts.dir, run); werr != nil {
+		logf("WARNING: %v", werr)
+	}
+	if err != nil {
+		logf("FAILED: %v", err)
+		if perr := ping.Fail(ctx, err.Error()); perr != nil {
+			logf("WARNING: %v", perr)
+		}
+		return cli.StatusError{StatusCode: 1, Status: "scheduled run failed"}
+	}
+	logf("OK: %s", run.Summary)
+	if perr := ping.Success(ctx, run.Summary); perr != nil {
+		logf("WARNING: %v", perr)
+	}
+	return nil
+}
+
+func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) (summary, path string, err error) {
+	if err := checkPolicy(opts.policy); err != nil {
+		return "", "", err
+	}
+	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return "", "", err
+	}
+	res, err := saveVerified(ctx, dockerCli, plan, api, opts.dir, nil)
+	if err != nil {
+		return "", "", err
+	}
+	pruned, err := pruneBackups(opts.dir, plan.Name, opts.policy, false)
+	if err != nil {
+		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
+	}
+	return fmt.Sprintf("saved and verified %s (%s, %d tables, %d rows, %d files) in %s; %s", filepath.Base(res.Path),
+		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.summary()), res.Path, nil
+}

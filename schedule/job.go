@@ -1,0 +1,87 @@
+package schedule
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Files the scheduled job keeps in the backup folder, beside the backups (list and prune only
+// look at *.tar.zst).
+const (
+	LogName  = "schedule.log"
+	lockName = ".schedule.lock"
+	lastName = ".schedule.last.json"
+)
+
+// LogPath is the job's log in the backup folder.
+func LogPath(dir string) string { return filepath.Join(dir, LogName) }
+
+// ErrBusy says another run of the job still holds the lock.
+var ErrBusy = errors.New("another scheduled run is still going")
+
+// Lock takes the job's lock in dir without waiting; unlock releases it. The kernel drops an
+// flock when its holder dies, so a killed run never leaves the job locked.
+func Lock(dir string) (unlock func(), err error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the schedule lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(f.Name())
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w (%s)", ErrBusy, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("taking the schedule lock: %w", err)
+	}
+	// Who holds it, for the message a blocked run prints.
+	f.Truncate(0)
+	f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+", started "+time.Now().Format(time.RFC3339)+"\n"), 0)
+	return func() { f.Close() }, nil
+}
+
+// Run is the record of the job's last run, kept in the backup folder for status.
+type Run struct {
+	Started  time.Time `json:"started"`
+	Finished time.Time `json:"finished"`
+	OK       bool      `json:"ok"`
+	Summary  string    `json:"summary,omitempty"`
+	Error    string    `json:"error,omitempty"`
+	Backup   string    `json:"backup,omitempty"`
+}
+
+// WriteLast records the run, replacing the previous record.
+func WriteLast(dir string, r Run) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, lastName+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("recording the run: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, lastName))
+}
+
+// ReadLast returns the last run's record; nil when the job never ran.
+func ReadLast(dir string) (*Run, error) {
+	b, err := os.ReadFile(filepath.Join(dir, lastName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", lastName, err)
+	}
+	return &r, nil
+}
