@@ -31,7 +31,7 @@ type restoreOptions struct {
 func restoreCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	opts := restoreOptions{projectOptions: p}
 	cmd := &cobra.Command{
-		Use:   "restore [FILE|latest|backup.sql] [--files data-backup.tar.gz]",
+		Use:   "restore [FILE|latest|-|backup.sql] [--files data-backup.tar.gz]",
 		Short: "Restore the deployment from a backup, or change nothing",
 		Long: "Restores the database and the data folders from an echo-backup archive (or from the\n" +
 			"backup.sql and data-backup.tar.gz of the manual procedure). Everything is staged and checked\n" +
@@ -75,6 +75,15 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 		ForceProject: opts.forceProject, SafetyBackup: !opts.noSafety, Dir: backup.Dir(opts.dir, plan.WorkingDir),
 		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Jobs: opts.jobs,
 		DryRun: opts.dryRun, Log: logger(dockerCli, opts.format)}
+	fromStdin := arg == stdStream
+	if fromStdin {
+		path, done, err := spoolStdin(ctx, dockerCli, ro.Dir, opts.yes || opts.dryRun)
+		if err != nil {
+			return err
+		}
+		defer done()
+		arg = path
+	}
 	if err := restoreInput(&ro, arg, plan); err != nil {
 		return err
 	}
@@ -84,6 +93,9 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	res, err := restore.Run(ctx, ro)
 	if err != nil {
 		return err
+	}
+	if fromStdin {
+		res.Archive = "stdin" // the spool file is gone by the time anyone reads this
 	}
 	return printRestored(dockerCli, res, opts.format)
 }

@@ -52,6 +52,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		scheduleCommand(dockerCli, opts),
 		shellInitCommand(dockerCli), shellGuardCommand(dockerCli), hooksCommand(dockerCli), hookRunCommand(dockerCli),
 		protectCommand(dockerCli, opts), unprotectCommand(dockerCli, opts), downCommand(dockerCli, opts),
+		migrateCommand(dockerCli, opts),
 	)
 	return cmd
 }

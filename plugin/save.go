@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"path/filepath"
 	"time"
 
 	"github.com/docker/cli/cli/command"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/retention"
 )
 
 type saveOptions struct {
@@ -20,6 +22,10 @@ type saveOptions struct {
 	pause  bool
 	format string
 	quiet  bool
+	prune  bool
+	policy retention.Policy
+	// protect and protectSet: --protect as given; unset, the compose file's x-echobackup decides.
+	protect, protectSet bool
 }
 
 func saveCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
@@ -31,14 +37,18 @@ func saveCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := commandContext(cmd)
 			defer stop()
+			opts.protectSet = cmd.Flags().Changed("protect")
 			return userError(runSave(ctx, dockerCli, opts))
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+backup.DirEnv+", else ./backups in the project folder)")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+backup.DirEnv+", else ./backups in the project folder); \"-\" writes the archive to stdout")
 	f.BoolVar(&opts.pause, "pause", false, "Pause the app services while their files are read, for a consistent pair")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Print only the archive's path")
+	f.BoolVar(&opts.prune, "prune", false, "After a successful save, remove the backups the --keep-* policy no longer needs (see prune)")
+	addPolicyFlags(f, &opts.policy)
+	f.BoolVar(&opts.protect, "protect", false, "Then keep docker from removing the data volumes (see protect; default: x-echobackup.protect in the compose file)")
 	return cmd
 }
 
@@ -46,20 +56,49 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) error
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
+	if err := checkPolicy(opts.policy); opts.prune && err != nil {
+		return err
+	}
 	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
 	if err != nil {
 		return err
 	}
+	protect, err := saveProtects(plan, opts.protect, opts.protectSet)
+	if err != nil {
+		return err
+	}
+	dir := backup.Dir(opts.output, plan.WorkingDir)
+	if opts.output == stdStream {
+		var done func()
+		if dir, done, err = spoolDir(dockerCli, backup.Dir("", plan.WorkingDir)); err != nil {
+			return err
+		}
+		defer done()
+	}
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
-		Dir: backup.Dir(opts.output, plan.WorkingDir), Pause: opts.pause,
+		Dir: dir, Pause: opts.pause,
 		ToolVersion: Version, Progress: progressOut(dockerCli, opts.quiet || opts.format == formatJSON),
 		Warn: warner(dockerCli),
 	})
 	if err != nil {
 		return err
 	}
-	return printSaved(dockerCli.Out(), res, opts)
+	if err := protectAfterSave(ctx, dockerCli, api, plan, protect, res.Path); err != nil {
+		return err
+	}
+	if opts.output == stdStream {
+		return sendArchive(dockerCli, res, opts)
+	}
+	if err := printSaved(dockerCli.Out(), res, opts); err != nil || !opts.prune {
+		return err
+	}
+	pruned, err := pruneBackups(filepath.Dir(res.Path), plan.Name, opts.policy, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(dockerCli.Err(), pruned.summary())
+	return nil
 }
 
 func printSaved(out io.Writer, res *backup.Result, opts saveOptions) error {

@@ -1,0 +1,156 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/docker/cli/cli/command"
+	"github.com/spf13/cobra"
+
+	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/migrate"
+	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/restore"
+)
+
+type migrateOptions struct {
+	*projectOptions
+	toContext string
+	force     bool
+	dir       string
+	format    string
+}
+
+func migrateCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
+	opts := migrateOptions{projectOptions: p}
+	cmd := &cobra.Command{
+		Use:   "migrate --to-context NAME [OPTIONS]",
+		Short: "Move the deployment to the engine of another docker context",
+		Long: "Saves and verifies a backup here (kept, pinned: it is the way back), then restores it on the\n" +
+			"engine of another docker context (`docker context create NAME --docker host=ssh://…`), with the\n" +
+			"same compose files. The target's images and PostgreSQL version are checked first; a target that\n" +
+			"already holds data is refused unless --force, and then saved first.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := commandContext(cmd)
+			defer stop()
+			return userError(runMigrate(ctx, dockerCli, opts))
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&opts.toContext, "to-context", "", "The docker context to move the deployment to (required)")
+	f.BoolVar(&opts.force, "force", false, "Replace what the target already holds, after a safety backup of it")
+	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder here, for the migration's backup and the target's safety backup")
+	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	return cmd
+}
+
+// migrateResult is what a migration did, for --format json.
+type migrateResult struct {
+	Context  string          `json:"context"`
+	Backup   string          `json:"backup"`
+	Save     time.Duration   `json:"saveDuration"`
+	Restore  *restore.Result `json:"restore"`
+	Duration time.Duration   `json:"duration"`
+}
+
+func runMigrate(ctx context.Context, dockerCli command.Cli, opts migrateOptions) error {
+	start := time.Now()
+	if err := checkMigrate(dockerCli, opts); err != nil {
+		return err
+	}
+	log := logger(dockerCli, opts.format)
+	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return err
+	}
+	target, err := migrate.Open(ctx, opts.toContext, opts.ProjectOptions, opts.dbService)
+	if err != nil {
+		return err
+	}
+	log(fmt.Sprintf("checking project %q on context %q", target.Plan.Name, opts.toContext))
+	occupied, err := checkTarget(ctx, plan, api, target, opts.force)
+	if err != nil {
+		return err
+	}
+	dir := backup.Dir(opts.dir, plan.WorkingDir)
+	saved, err := saveVerified(ctx, dockerCli, plan, api, dir,
+		map[string]string{backup.LabelPinned: backup.PinnedMigrate, migrate.LabelTo: opts.toContext})
+	if err != nil {
+		return err
+	}
+	res := &migrateResult{Context: opts.toContext, Backup: saved.Path, Save: time.Since(start)}
+	log(fmt.Sprintf("restoring it on context %q", opts.toContext))
+	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, len(occupied) > 0, log); err != nil {
+		return fmt.Errorf("migrating project %q to context %q: %w; the backup taken here is %s", plan.Name, opts.toContext, err, saved.Path)
+	}
+	res.Duration = time.Since(start)
+	return printMigrated(dockerCli, res, opts.format)
+}
+
+// restoreOnTarget runs the ordinary restore on the target's engine, never as a local one: its
+// bind folders and the dump go through helper containers there. A target that held data is
+// saved first (into a folder named after the context, beside the backups here).
+func restoreOnTarget(ctx context.Context, target *migrate.Target, archive, dir string, occupied bool, log func(string)) (*restore.Result, error) {
+	if err := target.PrepareFolders(ctx); err != nil {
+		return nil, err
+	}
+	return restore.Run(ctx, restore.Options{Plan: target.Plan, API: target.API, Services: target.Services,
+		Archive: archive, SafetyBackup: occupied, Dir: migrate.SafetyDir(dir, target.Context),
+		ToolVersion: Version, LocalEngine: false, Log: log})
+}
+
+func checkMigrate(dockerCli command.Cli, opts migrateOptions) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	if opts.toContext == "" {
+		return &compose.UserError{Err: fmt.Errorf("--to-context is required: the docker context of the target engine (see `docker context ls`)")}
+	}
+	if opts.toContext == dockerCli.CurrentContext() {
+		return &compose.UserError{Err: fmt.Errorf("context %q is the one the deployment runs on: "+
+			"run migrate from the source's context, or name another with --to-context", opts.toContext)}
+	}
+	return nil
+}
+
+// checkTarget refuses, before anything changes here or there, a target that cannot take the
+// deployment, and one that holds data unless --force. It returns what the target holds.
+func checkTarget(ctx context.Context, plan *compose.Plan, api compose.Engine, target *migrate.Target, force bool) ([]string, error) {
+	db, err := plan.DatabaseContainer()
+	if err != nil {
+		return nil, err
+	}
+	pg := postgres.Target{API: api, Container: db.ID, User: plan.Database.User, Database: plan.Database.Name, Password: plan.Database.Password}
+	version, err := pg.ServerVersion(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the source's PostgreSQL version: %w", err)
+	}
+	occupied, err := target.Check(ctx, db.ID, version)
+	if err != nil {
+		return nil, err
+	}
+	if len(occupied) > 0 && !force {
+		return nil, &compose.UserError{Err: fmt.Errorf("project %q on context %q already holds data (%s): "+
+			"use --force to replace it (a safety backup of it is taken first); nothing was changed",
+			target.Plan.Name, target.Context, strings.Join(occupied, ", "))}
+	}
+	return occupied, nil
+}
+
+func printMigrated(dockerCli command.Cli, res *migrateResult, format string) error {
+	out := dockerCli.Out()
+	if format == formatJSON {
+		return writeJSON(out, res)
+	}
+	fmt.Fprintf(out, "Migrated to context %q in %s (save and verify %s, restore %s)\n", res.Context,
+		res.Duration.Round(100*time.Millisecond), res.Save.Round(100*time.Millisecond), res.Restore.Duration.Round(100*time.Millisecond))
+	fmt.Fprintf(out, "The backup taken here is %s\n", res.Backup)
+	if res.Restore.SafetyBackup != "" {
+		fmt.Fprintf(out, "What the target held before is saved in %s\n", res.Restore.SafetyBackup)
+	}
+	return nil
+}
