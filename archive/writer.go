@@ -30,6 +30,10 @@ type Options struct {
 	StreamLevel zstd.EncoderLevel // AddStream members (db dumps); default zstd.SpeedDefault
 	Concurrency int               // encoder goroutines per stream; default runtime.NumCPU(); see minParallel
 	Reserve     int64             // manifest region; default DefaultReserve (1 MiB)
+	// NextPath names the path to try when taken is already there, at Create or at Commit's
+	// rename; "" gives up with fs.ErrExist. Nil: the path is the only one. Two writers may
+	// race for a name, so Commit still never overwrites: it only moves on. See Writer.Path.
+	NextPath func(taken string) string
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -105,11 +109,11 @@ func Create(path string, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("archive: creating %s: %w", path, err)
 	}
 	// Commit refuses to overwrite anyway; failing now saves a whole backup run.
-	if _, err := os.Lstat(path); err == nil {
-		return nil, fmt.Errorf("archive: creating %s: %w", path, fs.ErrExist)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	free, err := freePath(path, opts.NextPath)
+	if err != nil {
 		return nil, fmt.Errorf("archive: creating %s: %w", path, err)
 	}
+	path = free
 	f, err := createPartial(path, "")
 	if err != nil {
 		return nil, fmt.Errorf("archive: creating %s: %w", path, err)
@@ -146,6 +150,33 @@ func newWriter(path string, f *os.File, opts Options) (*Writer, error) {
 	w.enc = enc
 	w.tw = tar.NewWriter(enc)
 	return w, nil
+}
+
+// freePath is the first of path and the names next gives after it that does not exist yet.
+func freePath(path string, next func(string) string) (string, error) {
+	for {
+		_, err := os.Lstat(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return path, nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if next == nil {
+			return "", fs.ErrExist
+		}
+		if path = next(path); path == "" {
+			return "", fs.ErrExist
+		}
+	}
+}
+
+// Path is where the archive is, or will be once committed: with Options.NextPath, Commit may
+// have given it a later name than Create's.
+func (w *Writer) Path() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.path
 }
 
 // createPartial creates a hidden temporary file next to path.
@@ -524,8 +555,8 @@ func (w *Writer) publish(reg []byte) error {
 	if err != nil {
 		return fmt.Errorf("closing %s: %w", w.tmpPath, err)
 	}
-	if err := renameNoReplace(w.tmpPath, w.path); err != nil {
-		return fmt.Errorf("renaming %s to %s: %w", w.tmpPath, w.path, err)
+	if err := w.rename(); err != nil {
+		return err
 	}
 	w.mu.Lock()
 	w.state = stateCommitted
@@ -534,6 +565,26 @@ func (w *Writer) publish(reg []byte) error {
 		return fmt.Errorf("syncing folder (%s is in place but may not survive a crash): %w", w.path, err)
 	}
 	return nil
+}
+
+// rename gives the file its final name, the next free one if another writer took it meanwhile.
+func (w *Writer) rename() error {
+	for {
+		err := renameNoReplace(w.tmpPath, w.path)
+		if err == nil {
+			return nil
+		}
+		next := ""
+		if errors.Is(err, fs.ErrExist) && w.opts.NextPath != nil {
+			next = w.opts.NextPath(w.path)
+		}
+		if next == "" {
+			return fmt.Errorf("renaming %s to %s: %w", w.tmpPath, w.path, err)
+		}
+		w.mu.Lock() // openStream reads the path under mu
+		w.path = next
+		w.mu.Unlock()
+	}
 }
 
 // Abort removes the temporary and side files. It is a no-op after a

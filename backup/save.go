@@ -77,16 +77,19 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 }
 
 func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserve int64) (*Result, error) {
-	created := time.Now().UTC().Truncate(time.Second)
+	// To the millisecond: list and restore's "latest" order by it, and two saves can start
+	// in the same second.
+	created := time.Now().UTC().Truncate(time.Millisecond)
 	path := filepath.Join(o.Dir, FileName(o.Plan.Name, created))
-	w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest})
+	w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest,
+		NextPath: nextName(o.Dir, o.Plan.Name, created)})
 	if err != nil {
 		return nil, fmt.Errorf("creating backup %s: %w", path, err)
 	}
 	defer w.Abort()
 	stopProgress := startProgress(o.Progress, w)
 	m := newManifest(o, created)
-	res := &Result{Path: path}
+	res := &Result{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return saveDatabase(gctx, w, target, m, res) })
 	g.Go(func() error { return saveFiles(gctx, w, o, m) })
@@ -96,9 +99,25 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 		return nil, err
 	}
 	if err := w.Commit(m); err != nil {
-		return nil, fmt.Errorf("writing backup %s: %w", path, err)
+		return nil, fmt.Errorf("writing backup %s: %w", w.Path(), err)
 	}
+	res.Path = w.Path()
 	return finish(res, m)
+}
+
+// maxPerSecond bounds the names tried for one second; far more than saves can take.
+const maxPerSecond = 100
+
+// nextName gives the archive the next numbered name of its second when another save took
+// the one it had; the writer still never overwrites.
+func nextName(dir, project string, created time.Time) func(string) string {
+	return func(taken string) string {
+		n := nameNumber(filepath.Base(taken)) + 1
+		if n > maxPerSecond {
+			return ""
+		}
+		return filepath.Join(dir, numberedName(project, created, n))
+	}
 }
 
 func finish(res *Result, m *archive.Manifest) (*Result, error) {

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,8 +36,35 @@ func Dir(flag, projectDir string) string {
 
 // FileName is <project>-<UTC time>.tar.zst; the time sorts as text and says when at a glance.
 func FileName(project string, t time.Time) string {
-	return fmt.Sprintf("%s-%s%s", project, t.UTC().Format("20060102T150405Z"), Ext)
+	return numberedName(project, t, 1)
 }
+
+const nameTime = "20060102T150405Z"
+
+// numberedName is the name of the n-th backup of project taken in the second t: two saves can
+// meet there (a scheduled one and one by hand, down right after a save). The first has no
+// number, then <project>-<time>-2.tar.zst and so on.
+func numberedName(project string, t time.Time, n int) string {
+	if n <= 1 {
+		return fmt.Sprintf("%s-%s%s", project, t.UTC().Format(nameTime), Ext)
+	}
+	return fmt.Sprintf("%s-%s-%d%s", project, t.UTC().Format(nameTime), n, Ext)
+}
+
+// nameNumber is n of a numberedName, 1 for any other name.
+func nameNumber(name string) int {
+	m := numberedRE.FindStringSubmatch(name)
+	if m == nil {
+		return 1
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil {
+		return 1
+	}
+	return n
+}
+
+var numberedRE = regexp.MustCompile(`-\d{8}T\d{6}Z-(\d{1,9})` + regexp.QuoteMeta(Ext) + `$`)
 
 // Entry is one complete backup in the folder.
 type Entry struct {
@@ -74,8 +103,20 @@ func List(dir, project string) ([]Entry, error) {
 		}
 		out = append(out, *e)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
+	sort.Slice(out, func(i, j int) bool { return newer(out[i], out[j]) })
 	return out, nil
+}
+
+// newer orders by the manifest's time; within the same instant (backups from before it had
+// sub-second precision), the later name of the second.
+func newer(a, b Entry) bool {
+	if !a.Created.Equal(b.Created) {
+		return a.Created.After(b.Created)
+	}
+	if na, nb := nameNumber(a.Name), nameNumber(b.Name); na != nb {
+		return na > nb
+	}
+	return a.Name > b.Name
 }
 
 func isBackupName(name string) bool {

@@ -33,7 +33,12 @@ type pruneJSON struct {
 // was taken of project at created; it is what list and prune read, without a database.
 func fakeBackup(t *testing.T, dir, project string, created time.Time, labels map[string]string) string {
 	t.Helper()
-	path := filepath.Join(dir, backup.FileName(project, created))
+	return fakeBackupAt(t, filepath.Join(dir, backup.FileName(project, created)), project, created, labels)
+}
+
+// fakeBackupAt is fakeBackup under another name, such as a second backup of the same second.
+func fakeBackupAt(t *testing.T, path, project string, created time.Time, labels map[string]string) string {
+	t.Helper()
 	// The smallest manifest region keeps 60 archives at a few KB each.
 	w, err := archive.Create(path, archive.Options{Reserve: 4096, Concurrency: 1})
 	if err != nil {
@@ -47,7 +52,7 @@ func fakeBackup(t *testing.T, dir, project string, created time.Time, labels map
 	}
 	m := &archive.Manifest{Created: created, Host: "e2e", Labels: labels,
 		Tool:    archive.Tool{Name: "echo-backup", Version: "e2e"},
-		Project: archive.Project{Name: project, WorkingDir: dir}}
+		Project: archive.Project{Name: project, WorkingDir: filepath.Dir(path)}}
 	if err := w.Commit(m); err != nil {
 		w.Abort()
 		t.Fatal(err)

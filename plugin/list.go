@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -63,11 +65,11 @@ func runList(ctx context.Context, dockerCli command.Cli, opts listOptions) error
 
 func printEntries(out io.Writer, entries []backup.Entry) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "NAME\tCREATED\tAGE\tSIZE\tTABLES\tROWS\tFILES\tVERIFIED\tLABELS")
+	fmt.Fprintln(w, "NAME\tCREATED\tAGE\tSIZE\tTABLES\tROWS\tFILES\tVERIFIED\tPINNED\tLABELS")
 	for _, e := range entries {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\n", e.Name, e.Created.Local().Format(time.DateTime),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", e.Name, e.Created.Local().Format(time.DateTime),
 			units.HumanDuration(time.Since(e.Created))+" ago", humanSize(e.Size), e.Tables, e.Rows, e.Files,
-			verifiedText(e.Verified), orDash(labelsText(e.Labels)))
+			verifiedText(e.Verified), orDash(e.Pinned), orDash(labelsText(e.Labels)))
 	}
 	w.Flush()
 }
@@ -82,13 +84,15 @@ func verifiedText(v *backup.Verification) string {
 	return "yes"
 }
 
+// labelsText leaves out the pin label: PINNED says whether the backup is still pinned, which
+// unpin can change while the label stays in the archive.
 func labelsText(labels map[string]string) string {
-	s := ""
+	var out []string
 	for k, v := range labels {
-		if s != "" {
-			s += ","
+		if k != backup.LabelPinned {
+			out = append(out, k+"="+v)
 		}
-		s += k + "=" + v
 	}
-	return s
+	sort.Strings(out)
+	return strings.Join(out, ",")
 }
