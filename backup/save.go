@@ -57,6 +57,11 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if err := prepareDir(o.Dir); err != nil {
 		return nil, err
 	}
+	unlock, err := Lock(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	if o.LocalEngine {
 		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
 	}

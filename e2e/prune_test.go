@@ -201,7 +201,7 @@ func TestPruneSixtyDailies(t *testing.T) {
 	}
 	left := dirNames(t, dir)
 	wantLeft := append(append([]string{}, want2...), filepath.Base(foreign), filepath.Base(damaged), filepath.Base(partial),
-		"."+filepath.Base(handPinned)+".pinned", "."+filepath.Base(verified)+".verified")
+		"."+filepath.Base(handPinned)+".pinned", "."+filepath.Base(verified)+".verified", ".echobackup.lock")
 	sort.Strings(wantLeft)
 	if !reflect.DeepEqual(left, wantLeft) {
 		t.Fatalf("after prune the folder holds\n%v\nwant\n%v", left, wantLeft)

@@ -291,7 +291,7 @@ func TestScheduleCron(t *testing.T) {
 	}
 
 	// Runs never overlap: with the lock held, a run does nothing and pings nothing.
-	lock, err := os.OpenFile(filepath.Join(s.Dir, "backups", ".schedule.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := os.OpenFile(filepath.Join(s.Dir, "backups", ".echobackup.lock"), os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +301,7 @@ func TestScheduleCron(t *testing.T) {
 	_, _, code, _ = runAsCron(t, command)
 	lock.Close()
 	logText, _ = os.ReadFile(filepath.Join(s.Dir, "backups", "schedule.log"))
-	if code == 0 || len(s.list(t)) != 1 || len(ping.take()) != 0 || !strings.Contains(string(logText), "skipped: another scheduled run is still going") {
+	if code == 0 || len(s.list(t)) != 1 || len(ping.take()) != 0 || !strings.Contains(string(logText), "skipped: another echobackup command is working in the backup folder") {
 		t.Errorf("a run with the lock held: exit %d\n%s", code, logText)
 	}
 

@@ -75,7 +75,7 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 	if err != nil {
 		return err
 	}
-	res, err := pruneBackups(backup.Dir(opts.dir, project.WorkingDir), project.Name, opts.policy, opts.dryRun)
+	res, err := pruneBackups(ctx, dockerCli, backup.Dir(opts.dir, project.WorkingDir), project.Name, opts.policy, opts.dryRun)
 	if opts.format == formatJSON {
 		if jerr := writeJSON(dockerCli.Out(), res); jerr != nil && err == nil {
 			err = jerr
@@ -118,7 +118,15 @@ func (r *pruneResult) summary() string {
 // pruneBackups applies the policy to the project's complete backups in dir. backup.List returns only
 // archives whose manifest reads and names this project, so partial, damaged and foreign files
 // never reach the policy. It stops at the first file it cannot remove.
-func pruneBackups(dir, project string, p retention.Policy, dryRun bool) (*pruneResult, error) {
+func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project string, p retention.Policy, dryRun bool) (*pruneResult, error) {
+	if !dryRun {
+		// A restore may be reading the newest backup, a save committing the next one.
+		unlock, err := lockBackups(ctx, dockerCli, dir)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+	}
 	entries, err := backup.List(dir, project)
 	if err != nil {
 		return nil, fmt.Errorf("pruning the backups of project %q: %w", project, err)

@@ -84,6 +84,14 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 		defer done()
 		arg = path
 	}
+	if !opts.dryRun {
+		// Taken before latest is resolved, so a prune cannot remove the backup on the way.
+		unlock, err := lockBackups(ctx, dockerCli, ro.Dir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	if err := restoreInput(&ro, arg, plan); err != nil {
 		return err
 	}

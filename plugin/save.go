@@ -93,7 +93,7 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) error
 	if err := printSaved(dockerCli.Out(), res, opts); err != nil || !opts.prune {
 		return err
 	}
-	pruned, err := pruneBackups(filepath.Dir(res.Path), plan.Name, opts.policy, false)
+	pruned, err := pruneBackups(ctx, dockerCli, filepath.Dir(res.Path), plan.Name, opts.policy, false)
 	if err != nil {
 		return err
 	}

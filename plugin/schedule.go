@@ -422,7 +422,8 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 	if err := os.MkdirAll(opts.dir, 0o700); err != nil {
 		return err
 	}
-	unlock, err := schedule.Lock(opts.dir)
+	// A manual save or restore holds the same lock: the nightly run skips rather than queue.
+	unlock, err := backup.TryLock(opts.dir)
 	if err != nil {
 		// The run that holds the lock pings its own result.
 		logf("skipped: %v", err)
@@ -469,7 +470,7 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	if err != nil {
 		return "", "", err
 	}
-	pruned, err := pruneBackups(opts.dir, plan.Name, opts.policy, false)
+	pruned, err := pruneBackups(ctx, dockerCli, opts.dir, plan.Name, opts.policy, false)
 	if err != nil {
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
 	}

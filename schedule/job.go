@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
 )
 
@@ -16,36 +13,11 @@ import (
 // look at *.tar.zst).
 const (
 	LogName  = "schedule.log"
-	lockName = ".schedule.lock"
 	lastName = ".schedule.last.json"
 )
 
 // LogPath is the job's log in the backup folder.
 func LogPath(dir string) string { return filepath.Join(dir, LogName) }
-
-// ErrBusy says another run of the job still holds the lock.
-var ErrBusy = errors.New("another scheduled run is still going")
-
-// Lock takes the job's lock in dir without waiting; unlock releases it. The kernel drops an
-// flock when its holder dies, so a killed run never leaves the job locked.
-func Lock(dir string) (unlock func(), err error) {
-	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening the schedule lock: %w", err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		holder, _ := os.ReadFile(f.Name())
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w (%s)", ErrBusy, strings.TrimSpace(string(holder)))
-		}
-		return nil, fmt.Errorf("taking the schedule lock: %w", err)
-	}
-	// Who holds it, for the message a blocked run prints.
-	f.Truncate(0)
-	f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+", started "+time.Now().Format(time.RFC3339)+"\n"), 0)
-	return func() { f.Close() }, nil
-}
 
 // Run is the record of the job's last run, kept in the backup folder for status.
 type Run struct {

@@ -2,7 +2,6 @@ package schedule
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,23 +10,6 @@ import (
 	"testing"
 	"time"
 )
-
-func TestLock(t *testing.T) {
-	dir := t.TempDir()
-	unlock, err := Lock(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Lock(dir); !errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "pid ") {
-		t.Fatalf("second lock: %v", err)
-	}
-	unlock()
-	again, err := Lock(dir)
-	if err != nil {
-		t.Fatalf("lock after unlock: %v", err)
-	}
-	again()
-}
 
 func TestLastRun(t *testing.T) {
 	dir := t.TempDir()

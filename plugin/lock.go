@@ -1,0 +1,19 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/docker/cli/cli/command"
+
+	"github.com/echo-backup/echo-backup/backup"
+)
+
+// lockBackups waits for any other echobackup command that writes or deletes in dir, saying so
+// once on stderr, so that a prune never removes what a restore reads and two restores never
+// clean up each other's staging.
+func lockBackups(ctx context.Context, dockerCli command.Cli, dir string) (func(), error) {
+	return backup.Lock(ctx, dir, func(holder string) {
+		fmt.Fprintf(dockerCli.Err(), "Waiting for another echobackup command in %s %s\n", dir, holder)
+	})
+}
