@@ -5,112 +5,68 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
 
-// Engine2 is a second Docker engine on this machine, standing in for another host: its own
-// network namespace (so its own docker0, networks and published ports: the same compose file
-// runs on both engines without clashes), its own data and exec roots, and a docker context
-// pointing at it in the suite's temporary DOCKER_CONFIG. Both engines see the same host
-// folders, so only named volumes prove that data moved.
+// Engine2 is a second Docker engine on this machine, standing in for another host, made and
+// removed by scripts/engine2.sh (one implementation, shared with scripts/bench.sh --migrate):
+// its own network namespace (so its own docker0, networks and published ports: the same
+// compose file runs on both engines without clashes), its own data and exec roots, and a
+// docker context pointing at it in the suite's temporary DOCKER_CONFIG. Both engines see the
+// same host folders, so only named volumes prove that data moved.
 type Engine2 struct {
 	Context string
 	Host    string // unix://…/docker.sock
 	dir     string
-	netns   string
-	cmd     *exec.Cmd
-	exited  chan error
 }
 
 // StartEngine2 starts the engine; t.Cleanup stops it and removes the context, the namespace
 // and every folder, failed test or not. It needs root, ip, nsenter and dockerd: without them
-// the test fails, it does not skip.
+// the script refuses and the test fails, it does not skip.
 func StartEngine2(t *testing.T) *Engine2 {
 	t.Helper()
-	for _, tool := range []string{"ip", "nsenter", "dockerd"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("a second engine needs %s: %v", tool, err)
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// The script removes what it made when it fails to start, so there is nothing to clean here then.
+	out, err := output(ctx, "", nil, "bash", engine2Script(), "start", "--prefix", "ebt-eng2-")
+	if err != nil {
+		t.Fatalf("starting a second engine: %v", err)
+	}
+	vars := map[string]string{}
+	for _, line := range nonEmptyLines(out) {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			vars[k] = v
 		}
 	}
-	if os.Geteuid() != 0 {
-		t.Fatalf("a second engine needs root (network namespaces, dockerd)")
+	e := &Engine2{Context: vars["ENGINE2_CONTEXT"], Host: vars["ENGINE2_HOST"], dir: vars["ENGINE2_DIR"]}
+	if e.dir != "" {
+		t.Cleanup(func() { e.stop(t) })
 	}
-	driver, err := output(context.Background(), "", nil, "docker", "info", "--format", "{{.Driver}}")
-	if err != nil {
-		t.Fatalf("reading the first engine's storage driver: %v", err)
+	if e.Context == "" || e.Host == "" || e.dir == "" {
+		t.Fatalf("engine2.sh start printed no ENGINE2_CONTEXT, ENGINE2_HOST and ENGINE2_DIR:\n%s", out)
 	}
-	id := randomHex(4)
-	// Short: the socket's path must stay under the 108 bytes of a unix address.
-	dir, err := os.MkdirTemp("", "ebt-eng2-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Engine2{Context: "ebt-eng2-" + id, Host: "unix://" + filepath.Join(dir, "docker.sock"), dir: dir, netns: "ebt-eng2-" + id}
-	t.Cleanup(func() { e.stop(t) })
-	t0 := time.Now()
-	e.mustRun(t, "ip", "netns", "add", e.netns)
-	e.mustRun(t, "ip", "netns", "exec", e.netns, "ip", "link", "set", "lo", "up")
-	// An empty config file: the machine's /etc/docker/daemon.json names the first engine's
-	// data-root, and dockerd refuses a flag that the file sets too.
-	if err := os.WriteFile(filepath.Join(dir, "daemon.json"), []byte("{}"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.start(t, strings.TrimSpace(driver), id)
-	e.wait(t)
-	e.mustRun(t, "docker", "context", "create", e.Context, "--description", "echo-backup e2e second engine", "--docker", "host="+e.Host)
-	t.Logf("second engine %s (storage %s) up in %s", e.Context, strings.TrimSpace(driver), time.Since(t0).Round(time.Millisecond))
+	t.Logf("second engine %s up in %s", e, time.Since(t0).Round(time.Millisecond))
 	return e
 }
 
-// start runs dockerd inside the namespace with nsenter: `ip netns exec` remounts /sys, and
-// dockerd then stops with "Devices cgroup isn't mounted".
-func (e *Engine2) start(t *testing.T, driver, id string) {
-	t.Helper()
-	log, err := os.Create(filepath.Join(e.dir, "dockerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer log.Close()
-	e.cmd = exec.Command("nsenter", "--net=/var/run/netns/"+e.netns, "dockerd",
-		"--config-file", filepath.Join(e.dir, "daemon.json"),
-		"-H", e.Host,
-		"--data-root", filepath.Join(e.dir, "data"),
-		"--exec-root", filepath.Join(e.dir, "exec"),
-		"--pidfile", filepath.Join(e.dir, "docker.pid"),
-		"--containerd-namespace", "ebt-eng2-"+id,
-		"--containerd-plugins-namespace", "ebt-eng2-plugins-"+id,
-		"--storage-driver", driver)
-	e.cmd.Stdout, e.cmd.Stderr = log, log
-	if err := e.cmd.Start(); err != nil {
-		t.Fatalf("starting the second dockerd: %v", err)
-	}
-	e.exited = make(chan error, 1)
-	go func() { e.exited <- e.cmd.Wait() }()
-}
+func engine2Script() string { return filepath.Join(moduleRoot, "scripts", "engine2.sh") }
 
-func (e *Engine2) wait(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-e.exited:
-			e.exited <- err
-			t.Fatalf("the second dockerd exited: %v\n%s", err, e.logTail())
-		default:
-		}
-		if out, err := output(context.Background(), "", nil, "docker", "-H", e.Host, "version", "--format", "{{.Server.Version}}"); err == nil && strings.TrimSpace(out) != "" {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+// stop runs engine2.sh stop, which removes everything start made whatever state it is in.
+func (e *Engine2) stop(t *testing.T) {
+	t0 := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := combined(ctx, "", nil, "bash", engine2Script(), "stop", e.dir)
+	if err != nil {
+		t.Errorf("stopping the second engine %s: %v\n%s", e, err, tail(out, 2000))
+		return
 	}
-	t.Fatalf("the second dockerd did not answer within a minute:\n%s", e.logTail())
+	t.Logf("second engine %s stopped and removed in %s:\n%s", e.Context, time.Since(t0).Round(time.Millisecond), tail(strings.TrimSpace(out), 2000))
 }
 
 // LoadImage copies an image from the first engine: `docker save IMAGE | docker --context X load`.
@@ -134,71 +90,6 @@ func (e *Engine2) Stack(src *Stack) *Stack {
 // Docker runs the docker CLI against this engine.
 func (e *Engine2) Docker(args ...string) (string, error) {
 	return output(context.Background(), "", nil, "docker", append([]string{"--context", e.Context}, args...)...)
-}
-
-func (e *Engine2) mustRun(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := combined(context.Background(), "", nil, name, args...); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
-}
-
-// stop removes everything StartEngine2 made, each step whatever the others did.
-func (e *Engine2) stop(t *testing.T) {
-	t0 := time.Now()
-	run := func(name string, args ...string) {
-		if out, err := combined(context.Background(), "", nil, name, args...); err != nil {
-			t.Logf("second engine cleanup: %s %s: %v: %s", name, strings.Join(args, " "), err, tail(out, 500))
-		}
-	}
-	run("docker", "context", "rm", "-f", e.Context)
-	if e.cmd != nil && e.cmd.Process != nil {
-		// Containers first, quickly: dockerd would otherwise wait out each one's stop timeout.
-		if ids, err := output(context.Background(), "", nil, "docker", "-H", e.Host, "ps", "-aq"); err == nil && len(nonEmptyLines(ids)) > 0 {
-			run("docker", append([]string{"-H", e.Host, "rm", "-f", "-v"}, nonEmptyLines(ids)...)...)
-		}
-		_ = e.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.exited:
-		case <-time.After(time.Minute):
-			t.Logf("second engine cleanup: dockerd ignored SIGTERM for a minute; killing it")
-			_ = e.cmd.Process.Kill()
-			<-e.exited
-		}
-	}
-	e.unmountAll(t)
-	if _, err := os.Stat("/var/run/netns/" + e.netns); err == nil {
-		run("ip", "netns", "del", e.netns)
-	}
-	if err := os.RemoveAll(e.dir); err != nil {
-		t.Logf("second engine cleanup: removing %s: %v", e.dir, err)
-	}
-	t.Logf("second engine %s stopped and removed in %s", e.Context, time.Since(t0).Round(time.Millisecond))
-}
-
-// unmountAll unmounts whatever a killed dockerd left mounted under its folders, deepest first.
-func (e *Engine2) unmountAll(t *testing.T) {
-	b, err := os.ReadFile("/proc/self/mounts")
-	if err != nil {
-		return
-	}
-	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && strings.HasPrefix(f[1], e.dir+"/") {
-			points = append(points, f[1])
-		}
-	}
-	slices.SortFunc(points, func(a, b string) int { return len(b) - len(a) })
-	for _, p := range points {
-		if err := syscall.Unmount(p, syscall.MNT_DETACH); err != nil {
-			t.Logf("second engine cleanup: unmounting %s: %v", p, err)
-		}
-	}
-}
-
-func (e *Engine2) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(e.dir, "dockerd.log"))
-	return tail(string(b), 3000)
 }
 
 // String names the engine in messages.

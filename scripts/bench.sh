@@ -2,13 +2,18 @@
 # Benchmark `docker echobackup save|restore` against the manual procedure of Echo's backup docs
 # (pg_dump > backup.sql + tar czf ./data; restore with psql + tar xzf), on one Echo-shaped stack
 # with a generated data set, and print a table of times, sizes, ratios and peak memory.
+# With --migrate, also `docker echobackup migrate` of that stack to a second engine.
 #
-#   scripts/bench.sh [--scale N] [--keep] [--skip-restore]
+#   scripts/bench.sh [--scale N] [--keep] [--skip-restore] [--migrate]
 #
 #   --scale N       data set size (default $BENCH_SCALE, else 1): 1 = a ~1 GB database and ~1.5 GB
 #                   of ./data; 0.05 is a quick smoke run
 #   --keep          leave the stack, its folder and DOCKER_CONFIG in place for inspection
 #   --skip-restore  time the saves only
+#   --migrate       also time `docker echobackup migrate --to-context` onto a second engine on this
+#                   machine (scripts/engine2.sh; it gets a project folder of its own, as another host
+#                   would), check that the target holds what the source does, and time the manual
+#                   equivalent: the manual save, a copy, then psql + tar xzf + up on the target
 #
 # Needs root (the manual restore's tar xzf must give files back to uid 1001, as for Echo), go,
 # the docker CLI and an engine. Uses its own DOCKER_CONFIG (never ~/.docker) and its own compose
@@ -28,6 +33,9 @@ TARGET_RESTORE_TIME=0.7
 scale="${BENCH_SCALE:-1}"
 keep=0
 skip_restore=0
+migrate=0
+eng2_dir=""  # the second engine's folder (scripts/engine2.sh), while it runs
+eng2_ctx=""  # its docker context
 work=""    # temp folder: DOCKER_CONFIG, stack folder, logs
 stack=""   # the compose project folder (Echo's "echo/" folder)
 name=""    # compose project name
@@ -51,6 +59,7 @@ parse_args() {
 		--scale=*) scale="${1#*=}" ;;
 		--keep) keep=1 ;;
 		--skip-restore) skip_restore=1 ;;
+		--migrate) migrate=1 ;;
 		-h | --help) usage; exit 0 ;;
 		*) usage >&2; die "unknown argument: $1" ;;
 		esac
@@ -136,13 +145,14 @@ install_plugins() {
 # Refuse to start when the data set (and its copies: manual backups, our archives, the restore's
 # staging and safety backup) might fill the disk.
 check_space() {
-	local need=$(calc "$scale * 2.6e9 * 3" 0) dir avail docker_root
+	# --migrate: the target's copy of the data set, and the migration's own archive.
+	local need=$(calc "$scale * 2.6e9 * (3 + 2 * $migrate)" 0) dir avail docker_root
 	docker_root="$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || true)"
 	for dir in "$work" ${docker_root:+"$docker_root"}; do
 		[ -d "$dir" ] || continue # a remote engine's folder is not ours to check
 		avail=$(df -PB1 "$dir" | awk 'NR == 2 { print $4 }')
 		if [ "$avail" -lt "$need" ]; then
-			die "$dir has $(mb "$avail") MB free; scale $scale needs at least $(mb "$need") MB (3x the data set)"
+			die "$dir has $(mb "$avail") MB free; scale $scale needs at least $(mb "$need") MB ($(calc "3 + 2 * $migrate" 0)x the data set)"
 		fi
 	done
 }
@@ -171,17 +181,26 @@ create_stack() {
 	wait_db
 }
 
+# on CONTEXT CMD...: the docker CLI on the engine of CONTEXT, or on the first one when "".
+on() {
+	local c="$1"
+	shift
+	docker ${c:+--context "$c"} "$@"
+}
+
 # During the image's first start only a socket-only server runs: wait for TCP.
+# wait_db [CONTEXT]
 wait_db() {
 	local i
 	for ((i = 0; i < 600; i++)); do
-		docker exec "$pg" psql -X -h 127.0.0.1 -U echo -d echo -Atc 'select 1' >/dev/null 2>&1 && return 0
+		on "${1:-}" exec "$pg" psql -X -h 127.0.0.1 -U echo -d echo -Atc 'select 1' >/dev/null 2>&1 && return 0
 		sleep 0.2
 	done
-	die "PostgreSQL in $pg did not answer within 2 minutes"
+	die "PostgreSQL in $pg${1:+ on context $1} did not answer within 2 minutes"
 }
 
-psql_q() { docker exec "$pg" psql -X -U echo -d echo -Atc "$1"; }
+# psql_q QUERY [CONTEXT]
+psql_q() { on "${2:-}" exec "$pg" psql -X -U echo -d echo -Atc "$1"; }
 
 # The schema of the e2e suite, then bulk rows; ./data from scripts/benchdata.
 generate_data() {
@@ -217,11 +236,13 @@ warm_up() {
 }
 
 # A fingerprint to check a restore against: row counts and the files' names, sizes and owners.
+# fingerprint [CONTEXT FOLDER]: of the stack on the engine of CONTEXT, whose project folder is
+# FOLDER on this host (default: the first engine's, $stack).
 fingerprint() {
 	psql_q "select (select count(*) from users), (select count(*) from tracks), (select count(*) from ratings),
-		(select count(*) from playlist_tracks), (select count(*) from play_history), (select sum(played_ms) from play_history)"
+		(select count(*) from playlist_tracks), (select count(*) from play_history), (select sum(played_ms) from play_history)" "${1:-}"
 	# Sizes of regular files only: a folder's own size depends on how it was filled.
-	(cd "$stack" && find data \( -type f -printf '%p %s %U:%G %m\n' \) -o -printf '%p %y %U:%G %m\n' | LC_ALL=C sort | md5sum)
+	(cd "${2:-$stack}" && find data \( -type f -printf '%p %s %U:%G %m\n' \) -o -printf '%p %y %U:%G %m\n' | LC_ALL=C sort | md5sum)
 }
 
 # run_ours LABEL -- CMD...: runs one of our commands under /usr/bin/time -v; on failure reports
@@ -351,6 +372,107 @@ our_restore() {
 	log "our restore: ${R[orestore_s]}s, services down for $down, peak RSS ${R[orestore_rss]} MB"
 }
 
+# --- migrate (--migrate) -----------------------------------------------------------------------
+
+# The target: a second engine with a project folder of its own, so the data folder a migration
+# writes there is not the source's (scripts/engine2.sh --private), and the stack's images.
+# Not timed: a real target is a host that already runs Docker and has pulled the images.
+start_engine2() {
+	local out t0 img
+	log "starting a second engine as the migration's target (scripts/engine2.sh)"
+	t0=$(now)
+	out="$("$root/scripts/engine2.sh" start --prefix ebbench-eng2- --private "$stack")" || die "the second engine did not start"
+	eng2_dir="$(sed -n 's/^ENGINE2_DIR=//p' <<<"$out")"
+	eng2_ctx="$(sed -n 's/^ENGINE2_CONTEXT=//p' <<<"$out")"
+	[ -n "$eng2_dir" ] && [ -n "$eng2_ctx" ] || die "engine2.sh start printed no ENGINE2_DIR and ENGINE2_CONTEXT: $out"
+	R[eng2_up_s]=$(since "$t0")
+	t0=$(now)
+	for img in $(docker compose config --images | sort -u); do
+		log "copying image $img: docker save | docker --context $eng2_ctx load"
+		docker save "$img" | docker --context "$eng2_ctx" load -q >/dev/null
+	done
+	R[eng2_images_s]=$(since "$t0")
+	log "second engine $eng2_ctx up in ${R[eng2_up_s]}s, images copied in ${R[eng2_images_s]}s"
+}
+
+# The target's project folder, as seen from this host.
+target_stack() { echo "$eng2_dir/private$stack"; }
+
+stop_engine2() {
+	[ -n "$eng2_dir" ] || return 0
+	log "stopping the second engine $eng2_ctx"
+	"$root/scripts/engine2.sh" stop "$eng2_dir" || log "engine2.sh stop failed (its messages above)"
+	eng2_dir=""
+	eng2_ctx=""
+}
+
+# Its phases come from what it prints: "Migrated to context "X" in 1m2s (save and verify 40s,
+# restore 22s)", and progress lines "[ 12.3s] stopping echo" (seconds since it started).
+our_migrate() {
+	local t0 before after summary archive
+	log "our migrate: docker echobackup migrate --to-context $eng2_ctx"
+	before="$(fingerprint)"
+	sync
+	t0=$(now)
+	run_ours migrate -- docker echobackup migrate --to-context "$eng2_ctx" || return 1
+	R[omigrate_s]=$(since "$t0")
+	R[omigrate_rss]=$(max_rss_mb "$work/migrate.time")
+	summary="$(grep -m1 '^Migrated to context' "$work/migrate.out" || true)"
+	R[omigrate_save_s]=$(go_seconds "$(sed -n 's/.*(save and verify \([^,]*\),.*/\1/p' <<<"$summary")")
+	R[omigrate_restore_s]=$(go_seconds "$(sed -n 's/.*, restore \([^)]*\)).*/\1/p' <<<"$summary")")
+	# From "stopping …" to "services are back": the app services were down on the target.
+	R[omigrate_down_s]=$(awk -F'[][s]' '/\] stopping / && a == "" { a = $2 } /\] services are back/ { b = $2 }
+		END { if (a != "" && b != "") printf "%.1f", b - a; else printf "-" }' "$work/migrate.err")
+	R[omigrate_timeline]="$(sed 's/^/  /' "$work/migrate.err")"
+	archive="$(sed -n 's/^The backup taken here is //p' "$work/migrate.out")"
+	[ -f "$archive" ] && R[omigrate_archive]=$(apparent "$archive")
+	# Not timed: the target must run the deployment with the data the source holds.
+	wait_db "$eng2_ctx"
+	after="$(fingerprint "$eng2_ctx" "$(target_stack)")"
+	if [ "$before" != "$after" ]; then
+		failed=1
+		R[omigrate_same]="NO"
+		log "FAILED: after migrate the target's data differs from the source's:"
+		diff <(echo "$before") <(echo "$after") >&2 || true
+		return 1
+	fi
+	R[omigrate_same]="yes"
+	log "our migrate: ${R[omigrate_s]}s (save and verify ${R[omigrate_save_s]}s, restore ${R[omigrate_restore_s]}s)," \
+		"peak RSS ${R[omigrate_rss]} MB; the target's fingerprint equals the source's"
+}
+
+# The manual way, with what manual_save left here: copy backup.sql and data-backup.tar.gz to
+# the target's project folder (scp on real hosts), then on the target: up -d postgres, psql <
+# backup.sql, tar xzf, up -d. Into an empty target: after our migrate it is emptied first (not
+# timed). Its whole time adds the manual save's.
+manual_migrate() {
+	local t0 t1 tdir before after
+	tdir="$(target_stack)"
+	log "manual migrate: emptying the target (not timed)"
+	before="$(fingerprint)"
+	(docker --context "$eng2_ctx" compose down -v --timeout 1) >"$work/mmigrate-compose.log" 2>&1
+	rm -rf "$tdir/data" "$tdir/backups"
+	log "manual migrate: cp backup.sql data-backup.tar.gz; on the target: up -d postgres; psql < backup.sql; tar xzf; up -d"
+	sync
+	t0=$(now)
+	cp backup.sql data-backup.tar.gz "$tdir/"
+	R[mmigrate_copy_s]=$(since "$t0")
+	t1=$(now)
+	docker --context "$eng2_ctx" compose up -d postgres >>"$work/mmigrate-compose.log" 2>&1
+	wait_db "$eng2_ctx"
+	docker --context "$eng2_ctx" exec -i "$pg" psql -q -U echo echo <"$tdir/backup.sql" >/dev/null 2>"$work/mmigrate-psql.err"
+	tar -C "$tdir" -xzf "$tdir/data-backup.tar.gz"
+	docker --context "$eng2_ctx" compose up -d >>"$work/mmigrate-compose.log" 2>&1
+	R[mmigrate_restore_s]=$(since "$t1")
+	R[mmigrate_there_s]=$(since "$t0")
+	R[mmigrate_s]=$(calc "${R[msave_s]} + ${R[mmigrate_there_s]}")
+	R[mmigrate_errors]=$(grep -c 'ERROR:' "$work/mmigrate-psql.err" || true)
+	after="$(fingerprint "$eng2_ctx" "$tdir")"
+	R[mmigrate_same]=yes
+	[ "$before" = "$after" ] || R[mmigrate_same]=NO
+	log "manual migrate: ${R[mmigrate_s]}s with the manual save, ${R[mmigrate_errors]} ERROR lines; same data on the target: ${R[mmigrate_same]}"
+}
+
 # --- report ------------------------------------------------------------------------------------
 
 report() {
@@ -396,6 +518,27 @@ report() {
 		echo "  its time includes waiting for PostgreSQL to accept connections, which the docs leave out."
 		echo "our restore: printed 'services down for ${R[downtime_raw]:--}'; its whole time includes the safety backup it saves first."
 	fi
+	if [ "$migrate" = 1 ]; then
+		echo
+		row "migrate to a 2nd engine" "manual" "echo-backup" "ours/manual" ""
+		r=$(ratio "${R[omigrate_s]:-}" "${R[mmigrate_s]:-}")
+		row "migrate time, whole (s)" "${R[mmigrate_s]:--}" "${R[omigrate_s]:-FAILED}" "$r" ""
+		row "  save (+ verify) here (s)" "${R[msave_s]}" "${R[omigrate_save_s]:--}" "" ""
+		row "  copy (s)" "${R[mmigrate_copy_s]:--}" "(streamed)" "" ""
+		row "  restore there (s)" "${R[mmigrate_restore_s]:--}" "${R[omigrate_restore_s]:--}" "" ""
+		row "  services down there (s)" "" "${R[omigrate_down_s]:--}" "" ""
+		row "migrate archive, apparent (MB)" "$(mb "${R[m_apparent]}")" "$(mb "${R[omigrate_archive]:-0}")" "" ""
+		row "migrate peak RSS (MB)" "" "${R[omigrate_rss]:--}" "" ""
+		row "target's data = source's" "${R[mmigrate_same]:--}" "${R[omigrate_same]:--}" "" "(fingerprint: row counts, files)"
+		echo
+		echo "second engine: up in ${R[eng2_up_s]:--}s, images copied in ${R[eng2_images_s]:--}s (neither timed)."
+		echo "manual migrate: the manual save, cp of its two files into the target's folder (scp between hosts),"
+		echo "  then up -d postgres, psql < backup.sql (${R[mmigrate_errors]:--} ERROR lines), tar xzf, up -d, into an empty target."
+		if [ -n "${R[omigrate_timeline]:-}" ]; then
+			echo "our migrate's progress lines (seconds since it started):"
+			echo "${R[omigrate_timeline]}"
+		fi
+	fi
 	echo "manual: backup.sql + data-backup.tar.gz; ours: $(basename "${R[archive]:-none}")."
 	echo "peak RSS: /usr/bin/time -v's maximum resident set size, i.e. of the largest single process"
 	echo "  (the plugin, unless below the docker CLI's own ~25 MB)."
@@ -412,9 +555,15 @@ cleanup() {
 	if [ "$keep" = 1 ] && [ -n "$name" ]; then
 		log "--keep: stack $name left running in $stack. Use it with:"
 		log "  cd $stack && export DOCKER_CONFIG=$work/docker-config COMPOSE_PROJECT_NAME=$name ECHO_MUSIC_DIR=$work/music ECHOBACKUP_PG_IMAGE=$image"
+		if [ -n "$eng2_dir" ]; then
+			log "The second engine is context $eng2_ctx (its project folder: $(target_stack)); stop it first with:"
+			log "  DOCKER_CONFIG=$work/docker-config $root/scripts/engine2.sh stop $eng2_dir"
+		fi
 		log "Remove it with: (cd $stack && docker compose down -v --timeout 1) && rm -rf $work"
 		return 0
 	fi
+	# First: it removes its context from DOCKER_CONFIG, which is in $work.
+	stop_engine2
 	if [ -n "$name" ]; then
 		log "removing stack $name"
 		if [ -d "$stack" ]; then
@@ -460,6 +609,13 @@ main() {
 
 	manual_save
 	our_save || true
+	if [ "$migrate" = 1 ]; then
+		start_engine2
+		our_migrate || true
+		manual_migrate
+		# Now, not at exit: the restores below should not share the machine with it.
+		[ "$keep" = 1 ] || stop_engine2
+	fi
 	if [ "$skip_restore" = 0 ]; then
 		manual_restore
 		if [ -n "${R[archive]:-}" ]; then
