@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -133,6 +134,29 @@ func serviceRole(svc types.ServiceConfig, db *Database) Role {
 		return RoleCache
 	}
 	return RoleApp
+}
+
+// DataVolumes are the named volumes that hold the project's data or its database and exist
+// now, sorted and each once. They are what the guard holds and what a backup must save before
+// they are deleted. External ones are in: compose's down -v leaves them, but volume rm and the
+// prunes do not. A volume that does not exist yet is left out: the guard would create it by
+// mounting it, without compose's labels, and compose would then refuse it as not its own.
+func (plan *Plan) DataVolumes() []string {
+	var names []string
+	for _, it := range plan.Items {
+		if it.Kind == types.VolumeTypeVolume && it.Exists && (it.Role == RoleData || it.Role == RoleDatabase) {
+			names = append(names, it.Source)
+		}
+	}
+	sort.Strings(names)
+	return slices.Compact(names)
+}
+
+// External tells whether the named volume is declared external (compose never removes it).
+func (plan *Plan) External(volume string) bool {
+	return slices.ContainsFunc(plan.Items, func(it Item) bool {
+		return it.Kind == types.VolumeTypeVolume && it.Source == volume && it.External
+	})
 }
 
 func (plan *Plan) addMount(p *types.Project, svc types.ServiceConfig, role Role, m types.ServiceVolumeConfig) {

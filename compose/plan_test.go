@@ -3,6 +3,7 @@ package compose
 import (
 	"context"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,5 +120,27 @@ func TestImageName(t *testing.T) {
 		if got := imageName(in); got != want {
 			t.Errorf("imageName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestDataVolumes: one definition for the guard, the shell guard and down's report: existing
+// named volumes of the data and database roles, external ones too (volume rm deletes those),
+// each once.
+func TestDataVolumes(t *testing.T) {
+	plan := &Plan{Items: []Item{
+		{Kind: "volume", Source: "p_pgdata", Role: RoleDatabase, Backup: true, Exists: true},
+		{Kind: "volume", Source: "p_data", Role: RoleData, Backup: true, Exists: true},
+		{Kind: "volume", Source: "p_data", Role: RoleData, Backup: true, Exists: true}, // mounted by two services
+		{Kind: "volume", Source: "shared", Role: RoleData, Backup: true, Exists: true, External: true},
+		{Kind: "volume", Source: "p_cache", Role: RoleCache, Exists: true},
+		{Kind: "volume", Source: "p_media", Role: RoleMedia, Exists: true},
+		{Kind: "volume", Source: "p_gone", Role: RoleData, Backup: true},
+		{Kind: "bind", Source: "/srv/echo/data", Role: RoleData, Backup: true, Exists: true},
+	}}
+	if got := plan.DataVolumes(); !slices.Equal(got, []string{"p_data", "p_pgdata", "shared"}) {
+		t.Errorf("DataVolumes = %v, want [p_data p_pgdata shared]", got)
+	}
+	if !plan.External("shared") || plan.External("p_data") {
+		t.Errorf("External: shared %v, p_data %v; want true, false", plan.External("shared"), plan.External("p_data"))
 	}
 }

@@ -3,13 +3,17 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -290,9 +294,10 @@ func TestGuardEngineCommands(t *testing.T) {
 	s.assertVolumes(t, "after unprotect and compose down -v", false, pg, data)
 }
 
-// TestGuardDown: `docker echobackup down -v` refuses, removing nothing, when its backup
-// cannot be taken; when it can, it saves and verifies a pinned pre-down backup, releases the
-// protection and removes the volumes, and a restore of that backup brings the state back.
+// TestGuardDown: `docker echobackup down -v` refuses, removing nothing and starting the app it
+// stopped again, when its backup cannot be written; with the database stopped it starts it
+// for a verified, pinned pre-down backup, releases the protection and removes the volumes,
+// and a restore of that backup brings the state back.
 func TestGuardDown(t *testing.T) {
 	s := NewStack(t, "custom")
 	s.Up()
@@ -300,24 +305,28 @@ func TestGuardDown(t *testing.T) {
 	sentinel := s.protect(t).Sentinel.ID
 	down := append(s.ProjectArgs(), "down", "-v", "--timeout", "1")
 
-	s.MustCompose("stop", "db")
-	out, errOut, code := s.EchoBackup(down...)
-	if code == 0 || !strings.Contains(errOut, "nothing was removed") {
-		t.Errorf("down -v with the database stopped: exit %d\n%s%s", code, out, errOut)
+	blocker := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(blocker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	running := s.runningServices(t)
+	out, errOut, code := s.EchoBackup(append(down, "-o", filepath.Join(blocker, "backups"))...)
+	if code == 0 || !strings.Contains(errOut, "nothing was removed") || !strings.Contains(errOut, "started cache, echo again") {
+		t.Errorf("down -v with a backup that cannot be written: exit %d\n%s%s", code, out, errOut)
 	}
 	s.assertVolumes(t, "after a refused down -v", true, pg, data)
-	if s.ContainerID(s.AppService) == "" || s.ContainerID(s.DBService) == "" {
-		t.Errorf("a refused down -v removed containers")
+	if got := s.runningServices(t); got != running {
+		t.Errorf("running services after a refused down -v: %s, want %s as before", got, running)
 	}
 	if ids := s.sentinels(t); len(ids) != 1 || ids[0] != sentinel {
 		t.Errorf("sentinels after a refused down -v: %v, want %s", ids, sentinel)
 	}
 
-	s.Up()
 	before := s.state()
+	s.MustCompose("stop", "db")
 	out, errOut, code = s.EchoBackup(down...)
 	if code != 0 {
-		t.Fatalf("down -v: exit %d\n%s", code, errOut)
+		t.Fatalf("down -v with the database stopped: exit %d\n%s", code, errOut)
 	}
 	s.assertVolumes(t, "after echobackup down -v", false, pg, data)
 	if ids := s.sentinels(t); len(ids) != 0 {
@@ -337,6 +346,198 @@ func TestGuardDown(t *testing.T) {
 		t.Fatalf("restore: exit %d\n%s", code, out)
 	}
 	assertSameState(t, "after echobackup down -v and restore", before, s.state())
+}
+
+// TestGuardDownKeepsLastWrites: the app is stopped before the pre-down backup, so every write
+// it made up to the end is in the backup. A writer in the app's container inserts numbered
+// rows and prints each number once committed; after `down -v` and a restore, the last
+// number printed is there.
+func TestGuardDownKeepsLastWrites(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	s.Psql("create table guard_writes (n int primary key);")
+	w := s.startWriter(t)
+	w.waitFor(t, 20)
+	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "down", "-v", "--timeout", "1")...)
+	if code != 0 {
+		t.Fatalf("down -v while the app writes: exit %d\n%s", code, errOut)
+	}
+	last := w.stop(t)
+	path := backupPathIn(t, out)
+	if out, code := s.restore(path, "--yes"); code != 0 {
+		t.Fatalf("restore: exit %d\n%s", code, out)
+	}
+	got := s.Psql("select coalesce(max(n), 0), count(*) from guard_writes;")
+	var max, count int
+	if _, err := fmt.Sscanf(got, "%d|%d", &max, &count); err != nil {
+		t.Fatalf("reading guard_writes: %q: %v", got, err)
+	}
+	t.Logf("the writer committed %d rows; the pre-down backup holds %d", last, count)
+	if max < last || count != max {
+		t.Errorf("the pre-down backup holds rows 1..%d (%d rows); the app had committed up to %d before down", max, count, last)
+	}
+}
+
+// writer is a loop in the app's container that inserts rows 1, 2, 3… and prints each number
+// once its insert is committed.
+type writer struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	last int
+	done chan struct{}
+}
+
+func (s *Stack) startWriter(t *testing.T) *writer {
+	t.Helper()
+	script := `i=0; while i=$((i+1)); psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL" -c "insert into guard_writes values ($i)" >/dev/null; do echo $i; done`
+	cmd := exec.Command("docker", s.composeArgs("exec", "-T", s.AppService, "sh", "-c", script)...)
+	cmd.Dir, cmd.Env = s.Dir, append(os.Environ(), s.Env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w := &writer{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if n, err := strconv.Atoi(strings.TrimSpace(sc.Text())); err == nil {
+				w.mu.Lock()
+				w.last = n
+				w.mu.Unlock()
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-w.done
+	})
+	return w
+}
+
+func (w *writer) committed() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+func (w *writer) waitFor(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for w.committed() < n {
+		select {
+		case <-w.done:
+			t.Fatalf("the writer ended after %d rows", w.committed())
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the writer committed only %d rows in a minute", w.committed())
+		}
+	}
+}
+
+// stop waits for the writer to end (its container is gone) and returns the last number it
+// printed.
+func (w *writer) stop(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-w.done:
+	case <-time.After(time.Minute):
+		t.Fatalf("the writer still runs a minute after down -v")
+	}
+	return w.committed()
+}
+
+// TestGuardUnprotectAfterDown: after a plain `docker compose down` (no containers, no network)
+// unprotect starts the database for its verified backup and puts everything back as it was:
+// no container and no network of the project are left, and the volumes stay.
+func TestGuardUnprotectAfterDown(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	pg, data := s.Volume("pgdata"), s.Volume("echo_data")
+	s.protect(t)
+	s.Down()
+	if nets := s.networks(t); len(nets) != 0 {
+		t.Fatalf("networks after compose down: %v", nets)
+	}
+	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "unprotect", "--format", "json")...)
+	if code != 0 {
+		t.Fatalf("unprotect after down: exit %d\n%s", code, errOut)
+	}
+	var un struct {
+		Backup string `json:"backup"`
+	}
+	if err := json.Unmarshal([]byte(out), &un); err != nil || un.Backup == "" {
+		t.Fatalf("unprotect json: %v\n%s", err, out)
+	}
+	if out, code := s.verify(t, un.Backup); code != 0 {
+		t.Errorf("verify %s: exit %d\n%s", un.Backup, code, out)
+	}
+	if l := s.backupLabels(t, un.Backup); l["pinned"] != "pre-unprotect" {
+		t.Errorf("unprotect's backup labels %v, want pinned=pre-unprotect", l)
+	}
+	if ids := nonEmptyLines(s.MustCompose("ps", "-a", "-q")); len(ids) != 0 {
+		t.Errorf("containers after unprotect: %v", ids)
+	}
+	if nets := s.networks(t); len(nets) != 0 {
+		t.Errorf("networks after unprotect: %v, want none as before", nets)
+	}
+	if ids := s.sentinels(t); len(ids) != 0 {
+		t.Errorf("sentinels after unprotect: %v", ids)
+	}
+	s.assertVolumes(t, "after unprotect", true, pg, data)
+}
+
+// networks are the names of the stack's compose networks.
+func (s *Stack) networks(t *testing.T) []string {
+	t.Helper()
+	return nonEmptyLines(s.MustDocker("network", "ls", "-q", "--filter", "label="+LabelComposeProject+"="+s.Name))
+}
+
+// TestGuardFoldsLeftoverSentinel: a second sentinel left by an interrupted replacement, holding
+// another subset of volumes (one of them outside the current compose files) and sorting after
+// the first, is folded in: protect starts one sentinel holding the union before either old
+// one goes, keeps the earliest "since", and no volume is free at the end.
+func TestGuardFoldsLeftoverSentinel(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	pg, data := s.Volume("pgdata"), s.Volume("echo_data")
+	first := s.protect(t)
+	other := s.Volume("other_profile")
+	s.MustDocker("volume", "create", "--label", LabelComposeProject+"="+s.Name, other)
+	since := first.Sentinel.Since.Add(-time.Hour).UTC()
+	leftover := strings.TrimSpace(s.MustDocker(append(append([]string{"run", "-d", "--name", "echobackup-sentinel-" + s.Name + "-next"},
+		s.HarnessLabels()...),
+		"--label", labelSentinel+"=1", "--label", labelVolumes+"="+other+","+pg,
+		"--label", "com.echobackup.since="+since.Format(time.RFC3339),
+		"--network", "none", "--tmpfs", "/var/lib/postgresql/data",
+		"--mount", "type=volume,src="+other+",dst=/protect/"+other+",readonly",
+		"--mount", "type=volume,src="+pg+",dst=/protect/"+pg+",readonly",
+		"--entrypoint", "sleep", pgImage, "infinity")...))
+
+	res := s.protect(t)
+	want := []string{data, other, pg}
+	if !res.Changed || !slices.Equal(res.Sentinel.Volumes, want) || !res.Sentinel.Since.Equal(since) ||
+		res.Sentinel.Name != "echobackup-sentinel-"+s.Name {
+		t.Errorf("protect with a leftover sentinel: %+v, want one named echobackup-sentinel-%s holding %v since %s", res, s.Name, want, since)
+	}
+	ids := s.sentinels(t)
+	if len(ids) != 1 || ids[0] != res.Sentinel.ID || ids[0] == leftover || ids[0] == first.Sentinel.ID {
+		t.Fatalf("sentinels after folding: %v, want only the new %s", ids, res.Sentinel.ID)
+	}
+	s.checkSentinel(t, res.Sentinel.ID, want)
+	for _, v := range want {
+		if _, errOut, code := s.Docker("volume", "rm", v); code == 0 || !strings.Contains(errOut, "in use") {
+			t.Errorf("docker volume rm %s after folding: exit %d, %q; want refused as in use", v, code, errOut)
+		}
+	}
+	if again := s.protect(t); again.Changed || again.Sentinel.ID != res.Sentinel.ID {
+		t.Errorf("a second protect changed something: %+v", again)
+	}
 }
 
 // backupPathIn finds the archive's path in down's report.

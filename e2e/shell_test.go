@@ -218,3 +218,56 @@ func (s *Stack) serverAPIBelow142(t *testing.T) bool {
 	}
 	return major == 1 && minor < 42
 }
+
+// TestShellGuardDownByName: `docker compose -p NAME down -v` typed in a folder that holds
+// ANOTHER compose file (a non-PostgreSQL service here) downs the project NAME by its labels:
+// compose ignores the folder's file when -p comes without -f, and removes every volume
+// labelled with NAME. With no container of NAME left to say where its files are, the guard
+// refuses (the volumes stay) until --force; with its containers there, it takes a verified
+// backup first. The second line spells -v as grouped short flags (-vt 1).
+func TestShellGuardDownByName(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	rc := s.shellRC(t)
+	pgdata, data := s.Volume("pgdata"), s.Volume("echo_data")
+
+	other := filepath.Join(t.TempDir(), s.Name+"-other")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	web := "services:\n  web:\n    image: " + pgImage + "\n    command: [\"sleep\", \"infinity\"]\n    init: true\n"
+	if err := os.WriteFile(filepath.Join(other, "compose.yaml"), []byte(web), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	down := "docker compose -p " + s.Name + " down "
+
+	// No container left: nothing says where the project's files are, and its volumes would go.
+	s.Down()
+	r := s.Run(RunOpts{Dir: other}, "bash", "--rcfile", rc, "-ic", down+"-v")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "no container of project") || !strings.Contains(r.Stderr, "--force") {
+		t.Fatalf("down -v by name with no container left: exit %d, want a stop\n%s", r.Code, r.Stderr)
+	}
+	if !s.shellVolumeExists(pgdata) || !s.shellVolumeExists(data) {
+		t.Fatalf("the stopped down -v by name removed the volumes")
+	}
+
+	// Its containers tell where its files are: a backup of the right project, then down.
+	s.Up()
+	t0 := time.Now()
+	r = s.Run(RunOpts{Dir: other}, "bash", "--rcfile", rc, "-ic", down+"-vt 1")
+	if r.Code != 0 || !strings.Contains(r.Stderr, "Saved and verified") {
+		t.Fatalf("down -vt 1 by name: exit %d, want a backup first\n%s", r.Code, r.Stderr)
+	}
+	t.Logf("guarded down by name took %s", time.Since(t0).Round(time.Millisecond))
+	if s.shellVolumeExists(pgdata) || s.shellVolumeExists(data) {
+		t.Errorf("down -vt 1 by name kept the volumes")
+	}
+	backups := s.shellBackups(t)
+	if len(backups) != 1 || backups[0].Project != s.Name || backups[0].Labels["pinned"] != "pre-down" ||
+		backups[0].Rows != seedRows() || backups[0].Verified == nil || !backups[0].Verified.OK {
+		t.Fatalf("the backup before down by name: %+v", backups)
+	}
+	if _, err := os.Stat(filepath.Join(other, "backups")); err == nil {
+		t.Errorf("a backup folder appeared in the other project's folder")
+	}
+}

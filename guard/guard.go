@@ -38,6 +38,8 @@ type Sentinel struct {
 	Volumes []string  `json:"volumes"`
 	Since   time.Time `json:"since"`
 	State   string    `json:"state"`
+	// Created breaks ties between sentinels with the same Since: a replacement keeps Since.
+	Created time.Time `json:"created"`
 }
 
 // Running is true when the sentinel protects anything: only a running container does.
@@ -46,8 +48,8 @@ func (s *Sentinel) Running() bool { return s != nil && s.State == "running" }
 // Name is the sentinel's container name, so that `docker ps` says what it is.
 func Name(project string) string { return "echobackup-sentinel-" + project }
 
-// Find returns the project's sentinels, the running and newest first; none is not an error.
-// There is more than one only after an interrupted replacement.
+// Find returns the project's sentinels in the order of Order; none is not an error. There
+// is more than one only after an interrupted replacement.
 func Find(ctx context.Context, api compose.Engine, project string) ([]Sentinel, error) {
 	res, err := api.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
@@ -58,8 +60,9 @@ func Find(ctx context.Context, api compose.Engine, project string) ([]Sentinel, 
 	}
 	var out []Sentinel
 	for _, c := range res.Items {
+		created := time.Unix(c.Created, 0).UTC()
 		s := Sentinel{ID: c.ID, Image: c.Image, ImageID: c.ImageID, Volumes: splitVolumes(c.Labels[LabelVolumes]),
-			Since: time.Unix(c.Created, 0).UTC(), State: string(c.State)}
+			Since: created, State: string(c.State), Created: created}
 		if len(c.Names) > 0 {
 			s.Name = strings.TrimPrefix(c.Names[0], "/")
 		}
@@ -68,13 +71,25 @@ func Find(ctx context.Context, api compose.Engine, project string) ([]Sentinel, 
 		}
 		out = append(out, s)
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Running() != out[j].Running() {
-			return out[i].Running()
-		}
-		return out[i].Since.After(out[j].Since)
-	})
+	Order(out)
 	return out, nil
+}
+
+// Order puts the running sentinels first, then the newest: by Since, then by creation
+// time, as a replacement keeps Since; the ID makes the order the same on every call.
+func Order(all []Sentinel) {
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		switch {
+		case a.Running() != b.Running():
+			return a.Running()
+		case !a.Since.Equal(b.Since):
+			return a.Since.After(b.Since)
+		case !a.Created.Equal(b.Created):
+			return a.Created.After(b.Created)
+		}
+		return a.ID < b.ID
+	})
 }
 
 // Current is the sentinel that counts, nil when the project has none.
@@ -86,25 +101,10 @@ func Current(ctx context.Context, api compose.Engine, project string) (*Sentinel
 	return &all[0], nil
 }
 
-// DataVolumes are the named volumes of the plan that hold the project's data (the database's
-// and the app's) and exist now. Bind folders need no sentinel: docker cannot remove them.
-// A volume that does not exist is left out: mounting it would create it without compose's
-// labels, and compose would then refuse it as not its own.
-func DataVolumes(plan *compose.Plan) []string {
-	var names []string
-	for _, it := range plan.Items {
-		if it.Kind == "volume" && it.Exists && (it.Role == compose.RoleData || it.Role == compose.RoleDatabase) {
-			names = append(names, it.Source)
-		}
-	}
-	slices.Sort(names)
-	return slices.Compact(names)
-}
-
-// Unprotected are the data volumes the sentinel does not hold.
+// Unprotected are the data volumes (compose.Plan.DataVolumes) the sentinel does not hold.
 func Unprotected(plan *compose.Plan, s *Sentinel) []string {
 	var out []string
-	for _, v := range DataVolumes(plan) {
+	for _, v := range plan.DataVolumes() {
 		if !s.Running() || !slices.Contains(s.Volumes, v) {
 			out = append(out, v)
 		}

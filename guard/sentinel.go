@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,35 +34,34 @@ type Result struct {
 }
 
 // Protect makes sure a running sentinel holds every data volume of the project. It keeps the
-// volumes an existing sentinel holds (one of a profile not active now is still the
-// project's), adds new ones, and changes nothing when all are held already. A sentinel is
-// replaced by starting the new one before the old one goes, so the volumes are never free.
+// volumes the existing sentinels hold (one of a profile not active now is still the
+// project's), adds new ones, and changes nothing when one running sentinel holds them all
+// already. A sentinel is replaced by starting the new one before the old ones go, so the
+// volumes are never free; leftovers of an interrupted replacement are folded in the same way.
 func Protect(ctx context.Context, api compose.Engine, plan *compose.Plan) (*Result, error) {
 	all, err := Find(ctx, api, plan.Name)
 	if err != nil {
 		return nil, err
 	}
-	var cur *Sentinel
-	if len(all) > 0 {
-		cur = &all[0]
-		// Leftovers of an interrupted replacement would hold the name the new one needs.
-		if err := remove(ctx, api, all[1:]); err != nil {
-			return nil, err
-		}
-	}
-	want := DataVolumes(plan)
-	if cur != nil {
-		want = union(want, cur.Volumes)
-	}
+	want := wanted(plan, all)
 	if len(want) == 0 {
 		return nil, &compose.UserError{Err: fmt.Errorf("project %q has no data volume to protect: "+
 			"its database and data volumes do not exist yet (run `docker compose up -d` first), "+
 			"or it keeps its data in folders, which docker cannot remove", plan.Name)}
 	}
-	if cur != nil && slices.Equal(cur.Volumes, want) && !outdated(plan, cur) {
-		return keep(ctx, api, cur)
+	if len(all) == 1 && slices.Equal(all[0].Volumes, want) && !outdated(plan, &all[0]) {
+		return keep(ctx, api, &all[0])
 	}
-	return replace(ctx, api, plan, cur, want)
+	return replace(ctx, api, plan, all, want)
+}
+
+// wanted are the volumes the sentinel must hold: the plan's and every existing sentinel's.
+func wanted(plan *compose.Plan, all []Sentinel) []string {
+	want := plan.DataVolumes()
+	for _, s := range all {
+		want = union(want, s.Volumes)
+	}
+	return want
 }
 
 // keep starts a sentinel that holds the right volumes but was stopped (by hand, or by an
@@ -77,21 +77,24 @@ func keep(ctx context.Context, api compose.Engine, cur *Sentinel) (*Result, erro
 	return &Result{Sentinel: *cur, Changed: true}, nil
 }
 
-func replace(ctx context.Context, api compose.Engine, plan *compose.Plan, cur *Sentinel, volumes []string) (*Result, error) {
+// replace starts one sentinel holding volumes and only then removes the old ones (all, in
+// Find's order), so that no volume is free in between.
+func replace(ctx context.Context, api compose.Engine, plan *compose.Plan, all []Sentinel, volumes []string) (*Result, error) {
+	var cur *Sentinel
+	if len(all) > 0 {
+		cur = &all[0]
+	}
 	image, err := sentinelImage(ctx, api, plan, cur)
 	if err != nil {
 		return nil, err
 	}
-	s := Sentinel{Name: Name(plan.Name), Image: image, Volumes: volumes, Since: time.Now().UTC().Truncate(time.Second)}
-	res := &Result{Changed: true, Added: volumes, NewImage: cur != nil && outdated(plan, cur)}
-	name := s.Name
-	if cur != nil {
-		s.Since = cur.Since
-		res.Added = difference(volumes, cur.Volumes)
-		if cur.Name == s.Name { // else a rename failed last time: the name is free
-			name += "-next"
-		}
+	s := Sentinel{Name: Name(plan.Name), Image: image, Volumes: volumes, Since: firstSince(all, time.Now())}
+	var held []string
+	for _, old := range all {
+		held = union(held, old.Volumes)
 	}
+	res := &Result{Changed: true, Added: difference(volumes, held), NewImage: cur != nil && outdated(plan, cur)}
+	name := freeName(s.Name, all)
 	if s.ID, err = create(ctx, api, plan.Name, name, s); err != nil {
 		return nil, err
 	}
@@ -99,11 +102,9 @@ func replace(ctx context.Context, api compose.Engine, plan *compose.Plan, cur *S
 		_ = remove(ctx, api, []Sentinel{s})
 		return nil, err
 	}
-	s.State = string(container.StateRunning)
-	if cur != nil {
-		if err := remove(ctx, api, []Sentinel{*cur}); err != nil {
-			return nil, err
-		}
+	s.State, s.Created = string(container.StateRunning), time.Now().UTC().Truncate(time.Second)
+	if err := remove(ctx, api, all); err != nil {
+		return nil, err
 	}
 	if name != s.Name {
 		if _, err := api.ContainerRename(ctx, s.ID, client.ContainerRenameOptions{NewName: s.Name}); err != nil {
@@ -112,6 +113,34 @@ func replace(ctx context.Context, api compose.Engine, plan *compose.Plan, cur *S
 	}
 	res.Sentinel = s
 	return res, nil
+}
+
+// firstSince is when the project was first protected: the earliest Since of its sentinels,
+// else now.
+func firstSince(all []Sentinel, now time.Time) time.Time {
+	since := now.UTC().Truncate(time.Second)
+	for _, s := range all {
+		if s.Since.Before(since) {
+			since = s.Since
+		}
+	}
+	return since
+}
+
+// freeName is base, or base-next, base-next2… when an old sentinel still holds it: the new
+// one runs before the old ones go, and is renamed to base afterwards.
+func freeName(base string, all []Sentinel) string {
+	taken := func(n string) bool {
+		return slices.ContainsFunc(all, func(s Sentinel) bool { return s.Name == n })
+	}
+	name := base
+	for i := 1; taken(name); i++ {
+		name = base + "-next"
+		if i > 1 {
+			name += strconv.Itoa(i)
+		}
+	}
+	return name
 }
 
 // outdated is true when the database runs a newer image than the sentinel: the sentinel would

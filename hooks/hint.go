@@ -10,12 +10,14 @@ import (
 	"github.com/docker/go-units"
 
 	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/schedule"
 )
 
 // Hint is the CLI's "What's next" answer after a command that deletes volumes: the newest
 // backup in the folder that save uses from cwd, and the command that restores it.
 func Hint(cwd string, now time.Time) hooks.Response {
-	return hooks.Response{Type: hooks.NextSteps, Template: hintText(cwd, now)}
+	// The CLI reads the answer as a template: braces in a path must come out as typed.
+	return hooks.Response{Type: hooks.NextSteps, Template: literal(hintText(cwd, now))}
 }
 
 func hintText(cwd string, now time.Time) string {
@@ -28,15 +30,17 @@ func hintText(cwd string, now time.Time) string {
 		return fmt.Sprintf("WARNING: no echobackup backup in %s: if volumes of an Echo project were just deleted, they are gone.\n"+
 			"Next time, `docker echobackup save` first (or load `docker echobackup shell-init`).", display(cwd, dir))
 	}
-	e := entries[0]
+	return lastBackup(cwd, now, entries[0])
+}
+
+func lastBackup(cwd string, now time.Time, e backup.Entry) string {
 	path := display(cwd, e.Path)
 	verified := "not verified"
 	if e.Verified != nil && e.Verified.OK {
 		verified = "verified " + age(now, e.Verified.At) + " ago"
 	}
-	// The CLI reads the answer as a template: braces in a path must not be taken for one.
-	return noTemplate(fmt.Sprintf("Last backup of %s: %s ago (%s, %s).\nTo restore: docker echobackup -p %s restore %s",
-		e.Project, age(now, e.Created), path, verified, e.Project, shellWord(path)))
+	return fmt.Sprintf("Last backup of %s: %s ago (%s, %s).\nTo restore: docker echobackup -p %s restore %s",
+		e.Project, age(now, e.Created), path, verified, e.Project, schedule.ShellQuote(path))
 }
 
 func age(now, t time.Time) string {
@@ -51,13 +55,8 @@ func display(cwd, path string) string {
 	return path
 }
 
-func shellWord(s string) string {
-	if strings.ContainsAny(s, " \t'\"$`\\;&|<>()*?[]{}!#~") {
-		return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-	}
-	return s
-}
-
-func noTemplate(s string) string {
-	return strings.ReplaceAll(s, "{{", "{ {")
+// literal makes s a template of the CLI's hooks (text/template) that renders as s: each
+// "{{" becomes an action printing "{{". A lone "}}" outside an action is plain text.
+func literal(s string) string {
+	return strings.ReplaceAll(s, "{{", `{{"{{"}}`)
 }

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,9 +30,9 @@ func downCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "down [OPTIONS] [SERVICES]",
 		Short: "`docker compose down`, with a verified backup first when volumes would go",
-		Long: "Runs `docker compose down` with the same flags. With -v/--volumes it first saves and verifies\n" +
-			"a backup (pinned, marked pre-down) and releases the protection; if the backup fails,\n" +
-			"nothing is removed.",
+		Long: "Runs `docker compose down` with the same flags. With -v/--volumes it first stops the app,\n" +
+			"saves and verifies a backup (pinned, marked pre-down; a stopped database is started for it)\n" +
+			"and releases the protection; if the backup fails, nothing is removed and the app is started again.",
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			opts.timeChanged = cmd.Flags().Changed("timeout")
 			if opts.images != "" && opts.images != "all" && opts.images != "local" {
@@ -67,8 +68,9 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 	if !opts.volumes {
 		return compose.Down(ctx, dockerCli, plan, do, dockerCli.Err())
 	}
-	res, err := saveVerified(ctx, dockerCli, plan, api, backup.Dir(opts.output, plan.WorkingDir),
-		map[string]string{backup.LabelPinned: backup.PinnedPreDown})
+	// The app stops before the save, so that nothing it writes afterwards is lost; a stopped
+	// database is started for the save and put back.
+	res, err := saveStartingDatabase(ctx, dockerCli, plan, api, preDelete{output: opts.output, pin: backup.PinnedPreDown, stopApps: true})
 	if err != nil {
 		return fmt.Errorf("nothing was removed: the backup before `down -v` failed: %w", err)
 	}
@@ -104,13 +106,8 @@ func warnKept(ctx context.Context, dockerCli command.Cli, api compose.Engine, pl
 	if err := reinspect(ctx, dockerCli, api, plan); err != nil {
 		return
 	}
-	var kept []string
-	for _, it := range plan.Items {
-		if it.Kind == "volume" && it.Exists && !it.External && it.Backup {
-			kept = append(kept, it.Source)
-		}
-	}
-	if len(kept) > 0 {
+	// External volumes are never down's to remove.
+	if kept := slices.DeleteFunc(plan.DataVolumes(), plan.External); len(kept) > 0 {
 		fmt.Fprintf(dockerCli.Err(), "WARNING: volume(s) %s were kept: another container still uses them (`docker ps -a --filter volume=NAME`)\n",
 			strings.Join(kept, ", "))
 	}

@@ -138,8 +138,8 @@ func runUnprotect(ctx context.Context, dockerCli command.Cli, opts unprotectOpti
 		return err
 	}
 	if cur != nil && !opts.noBackup {
-		res, err := saveVerified(ctx, dockerCli, plan, api, backup.Dir(opts.output, plan.WorkingDir),
-			map[string]string{backup.LabelPinned: pinnedPreUnprotect})
+		// The app keeps running: unprotect removes nothing itself.
+		res, err := saveStartingDatabase(ctx, dockerCli, plan, api, preDelete{output: opts.output, pin: pinnedPreUnprotect})
 		if err != nil {
 			return fmt.Errorf("unprotecting project %q: still protected, as the backup before failed "+
 				"(--no-backup goes on without one): %w", plan.Name, err)

@@ -14,11 +14,11 @@ import (
 	"github.com/docker/cli/cli-plugins/metadata"
 	cliplugin "github.com/docker/cli/cli-plugins/plugin"
 	"github.com/docker/cli/cli/command"
-	"github.com/moby/moby/client"
 	"github.com/spf13/cobra"
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/guard"
 	"github.com/echo-backup/echo-backup/shellguard"
 )
 
@@ -81,17 +81,21 @@ func shellGuardCommand(dockerCli command.Cli) *cobra.Command {
 
 func runShellGuard(ctx context.Context, cobraCmd *cobra.Command, dockerCli command.Cli, opts shellGuardOptions, argv []string) error {
 	parsed := shellguard.Parse(argv)
-	if parsed.Kind == shellguard.Pass {
+	var err error
+	switch {
+	case parsed.Kind == shellguard.Pass:
 		return printShellArgs(dockerCli, opts.shell, parsed.Args)
-	}
-	if len(parsed.GlobalArgs) > 0 && !opts.reexeced {
+	case parsed.Kind == shellguard.Unreadable:
+		err = fmt.Errorf("%w, so the guard cannot tell what the command would delete", parsed.Err)
+	case len(parsed.GlobalArgs) > 0 && !opts.reexeced:
 		return reexecShellGuard(ctx, opts, parsed.GlobalArgs, argv)
+	default:
+		// The engine is reached only now: the plugin's own pre-run was skipped.
+		if err := cliplugin.PersistentPreRunE(cobraCmd, nil); err != nil {
+			return err
+		}
+		err = backupBeforeDelete(ctx, dockerCli, parsed)
 	}
-	// The engine is reached only now: the plugin's own pre-run was skipped.
-	if err := cliplugin.PersistentPreRunE(cobraCmd, nil); err != nil {
-		return err
-	}
-	err := backupBeforeDelete(ctx, dockerCli, parsed)
 	if err == nil {
 		return printShellArgs(dockerCli, opts.shell, parsed.Args)
 	}
@@ -105,7 +109,7 @@ func runShellGuard(ctx context.Context, cobraCmd *cobra.Command, dockerCli comma
 
 func shellForceHint(parsed shellguard.Command) string {
 	if parsed.Kind == shellguard.ComposeDown {
-		return "To go on without a backup, add --force."
+		return "To go on without a backup, add --force (or run it as " + shellForceEnv + "=1 docker …)."
 	}
 	return "To go on without a backup, run it as " + shellForceEnv + "=1 docker …"
 }
@@ -144,6 +148,8 @@ func backupBeforeDelete(ctx context.Context, dockerCli command.Cli, parsed shell
 	if err != nil {
 		return err
 	}
+	// The CLI adds the config file's pruneFilters; an "all" among them prunes named volumes.
+	parsed.Filters = command.PruneFilters(dockerCli, parsed.Filters)
 	atRisk, err := shellguard.AtRisk(ctx, api, parsed)
 	if err != nil {
 		return fmt.Errorf("finding the volumes `%s` would delete: %w", parsed.Kind, err)
@@ -163,35 +169,61 @@ func backupBeforeDelete(ctx context.Context, dockerCli command.Cli, parsed shell
 	return nil
 }
 
-// backupBeforeDown loads the project as `docker compose` will. With -p and no compose file
-// at hand (compose can down a project by its name alone) the project's containers tell
-// where its files are.
+// backupBeforeDown finds what `docker compose down -v` will remove as compose does
+// (projectOrName in compose's cmd/compose/compose.go): with -p and no -f it reads no compose
+// file at all, whatever the folder holds, and removes every volume labelled with the
+// project; otherwise it loads the files, and if that fails goes by COMPOSE_PROJECT_NAME.
 func backupBeforeDown(ctx context.Context, dockerCli command.Cli, p shellguard.Project) error {
+	if p.Name != "" && len(p.Files) == 0 {
+		return backupByName(ctx, dockerCli, p.Name, p.Profiles)
+	}
 	opts := compose.ProjectOptions{ProjectName: p.Name, ConfigPaths: p.Files, ProjectDir: p.Dir, EnvFiles: p.EnvFiles, Profiles: p.Profiles}
 	project, err := compose.Load(ctx, dockerCli, opts)
 	if err == nil {
 		return backupLoaded(ctx, dockerCli, project, nil)
 	}
-	name := p.Name
-	if name == "" {
-		name = os.Getenv("COMPOSE_PROJECT_NAME")
+	if name := os.Getenv("COMPOSE_PROJECT_NAME"); name != "" {
+		return backupByName(ctx, dockerCli, name, p.Profiles)
 	}
-	switch {
-	case len(p.Files) == 0 && name == "" && compose.IsUserError(err):
-		return nil // no compose file and no name: compose down fails the same way, deleting nothing
-	case len(p.Files) > 0 || name == "":
-		return err
+	if len(p.Files) == 0 && compose.IsUserError(err) {
+		return nil // no compose file found: compose down fails the same way, deleting nothing
 	}
+	return err
+}
+
+// backupByName guards a down by project name alone. The project's containers say where its
+// compose files are; with none left, nothing tells whether its volumes hold an Echo
+// database, so the guard stops rather than let them go unseen.
+func backupByName(ctx context.Context, dockerCli command.Cli, name string, profiles []string) error {
 	api, err := compose.Connect(ctx, dockerCli)
 	if err != nil {
 		return err
 	}
 	loc, err := shellguard.Locate(ctx, api, name)
-	if err != nil {
-		return fmt.Errorf("no compose file found here, and %w", err)
+	if err == nil {
+		opts := compose.ProjectOptions{ProjectName: loc.Name, ConfigPaths: loc.Files, ProjectDir: loc.Dir, EnvFiles: loc.EnvFiles, Profiles: profiles}
+		return backupProjectVolumes(ctx, dockerCli, opts, nil)
 	}
-	opts = compose.ProjectOptions{ProjectName: loc.Name, ConfigPaths: loc.Files, ProjectDir: loc.Dir, EnvFiles: loc.EnvFiles, Profiles: p.Profiles}
-	return backupProjectVolumes(ctx, dockerCli, opts, nil)
+	volumes, verr := shellguard.ProjectVolumes(ctx, api, name)
+	if verr != nil {
+		return verr
+	}
+	free, serr := notHeld(ctx, api, name, volumes)
+	if serr != nil || len(free) == 0 {
+		return serr // nothing to delete, or the guard's sentinel holds it all: the engine keeps it
+	}
+	return fmt.Errorf("compose down -v would delete volumes %s of compose project %q, and %w: save it first "+
+		"with `docker echobackup -p %s -f COMPOSE-FILE save` (or `docker compose -p %s -f COMPOSE-FILE up -d` and retry)",
+		strings.Join(free, ", "), name, err, name, name)
+}
+
+// notHeld are the volumes that no running sentinel of project holds.
+func notHeld(ctx context.Context, api compose.Engine, project string, volumes []string) ([]string, error) {
+	s, err := guard.Current(ctx, api, project)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(slices.Clone(volumes), func(v string) bool { return s.Running() && slices.Contains(s.Volumes, v) }), nil
 }
 
 // backupProjectVolumes loads the project and saves it if any of volumes (nil: all of its
@@ -225,88 +257,21 @@ func backupLoaded(ctx context.Context, dockerCli command.Cli, project *types.Pro
 	if len(kept) == 0 {
 		return nil
 	}
-	sentinels, err := shellguard.Sentinels(ctx, api, plan.Name)
+	free, err := notHeld(ctx, api, plan.Name, kept)
 	if err != nil {
 		return err
 	}
-	if len(shellguard.Unprotected(kept, sentinels)) == 0 {
-		fmt.Fprintf(dockerCli.Err(), "echobackup: the guard's sentinel %s holds volumes %s of project %q: the engine will keep them.\n"+
+	if len(free) == 0 {
+		fmt.Fprintf(dockerCli.Err(), "echobackup: the guard's sentinel holds volumes %s of project %q: the engine will keep them.\n"+
 			"To really delete them, release them first with `docker echobackup -p %s unprotect` in %s.\n",
-			sentinels[0].Name, strings.Join(kept, ", "), plan.Name, plan.Name, plan.WorkingDir)
+			strings.Join(kept, ", "), plan.Name, plan.Name, plan.WorkingDir)
 		return nil
 	}
 	fmt.Fprintf(dockerCli.Err(), "echobackup: volumes %s of project %q would be deleted: taking a verified backup first.\n",
 		strings.Join(kept, ", "), plan.Name)
-	return saveStartingDatabase(ctx, dockerCli, plan, api)
-}
-
-// savedVolumesAtRisk are the existing volumes among volumes (nil: all) that a backup saves.
-func savedVolumesAtRisk(plan *compose.Plan, volumes []string) []string {
-	var out []string
-	for _, it := range plan.Items {
-		if it.Kind != "volume" || !it.Exists || it.External || !(it.Backup || it.Role == compose.RoleDatabase) {
-			continue
-		}
-		if volumes == nil || slices.Contains(volumes, it.Source) {
-			if !slices.Contains(out, it.Source) {
-				out = append(out, it.Source)
-			}
-		}
-	}
-	return out
-}
-
-// saveStartingDatabase takes the backup, starting the database for it if it is stopped, and
-// puts the database back as it was: stopped, or without a container when it had none.
-func saveStartingDatabase(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine) (err error) {
-	svc, err := compose.NewServices(dockerCli, plan)
-	if err != nil {
-		return err
-	}
-	db, _ := plan.Service(plan.Database.Service)
-	hadContainer := len(db.Containers) > 0
-	started, err := svc.EnsureDatabase(ctx)
-	if started {
-		fmt.Fprintf(dockerCli.Err(), "echobackup: started %s for the backup; it is put back as it was afterwards.\n", db.Name)
-		defer func() {
-			if rerr := putDatabaseBack(context.WithoutCancel(ctx), svc, plan, api, hadContainer); rerr != nil && err == nil {
-				err = rerr
-			}
-		}()
-	}
-	if err != nil {
-		return fmt.Errorf("starting the database of project %q for the backup: %w", plan.Name, err)
-	}
-	if started {
-		if err := svc.Refresh(ctx, api); err != nil {
-			return err
-		}
-	}
-	dir := backup.Dir("", plan.WorkingDir)
-	_, err = saveVerified(ctx, dockerCli, plan, api, dir, map[string]string{backup.LabelPinned: backup.PinnedPreDown})
+	// volumes is nil only for compose down -v: the whole project goes, so the app stops first.
+	_, err = saveStartingDatabase(ctx, dockerCli, plan, api, preDelete{pin: backup.PinnedPreDown, stopApps: volumes == nil})
 	return err
-}
-
-// putDatabaseBack stops the database started for the backup, and removes its container if it had
-// to be created: a container left behind would hold the volume the user meant to delete.
-func putDatabaseBack(ctx context.Context, svc *compose.Services, plan *compose.Plan, api compose.Engine, hadContainer bool) error {
-	name := plan.Database.Service
-	if err := svc.Stop(ctx, []string{name}); err != nil {
-		return fmt.Errorf("stopping %s again after the backup: %w", name, err)
-	}
-	if hadContainer {
-		return nil
-	}
-	if err := svc.Refresh(ctx, api); err != nil {
-		return err
-	}
-	db, _ := plan.Service(name)
-	for _, c := range db.Containers {
-		if _, err := api.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{}); err != nil {
-			return fmt.Errorf("removing %s, created for the backup: %w", c.Name, err)
-		}
-	}
-	return nil
 }
 
 func sortedProjects(m map[string][]string) []string {

@@ -4,7 +4,14 @@
 package shellguard
 
 import (
+	"fmt"
+	"io"
 	"strings"
+
+	cliflags "github.com/docker/cli/cli/flags"
+	"github.com/docker/cli/opts"
+	"github.com/moby/moby/client"
+	"github.com/spf13/pflag"
 )
 
 // Kind is what a docker command line would destroy.
@@ -16,10 +23,13 @@ const (
 	VolumeRm                // docker volume rm NAME…
 	VolumePrune             // docker volume prune: unused volumes
 	SystemPrune             // docker system prune --volumes: volumes no running container uses
+	// Unreadable is a line whose flags the guard cannot read the way docker would: it cannot
+	// tell what the line deletes, so it does not let it through unseen.
+	Unreadable
 )
 
 func (k Kind) String() string {
-	return [...]string{"pass", "compose down --volumes", "volume rm", "volume prune", "system prune --volumes"}[k]
+	return [...]string{"pass", "compose down --volumes", "volume rm", "volume prune", "system prune --volumes", "unreadable command line"}[k]
 }
 
 // Project are compose's project flags, as `docker compose` reads them.
@@ -39,155 +49,156 @@ type Command struct {
 	GlobalArgs []string
 	Project    Project  // compose down
 	Volumes    []string // volume rm
-	All        bool     // prune -a: named volumes too on API 1.42 and later
-	Filters    []string // prune --filter values: a label filter narrows what goes
+	// All: prune -a, or a prune filter "all", which the engine reads the same way: named
+	// volumes go too on API 1.42 and later.
+	All     bool
+	Filters client.Filters // prune --filter, parsed as the docker CLI parses it
 	// Force is the guard's own --force on compose down (compose has none): go on when the
 	// backup fails. It is taken out of Args.
 	Force bool
+	// Err says why a line is Unreadable.
+	Err error
 	// Args is what docker must run: the line as typed, without the guard's --force.
 	Args []string
 }
 
-// docker's global flags that take a value; the others are booleans.
-var globalValue = map[string]bool{
-	"--config": true, "-c": true, "--context": true, "-H": true, "--host": true,
-	"-l": true, "--log-level": true, "--tlscacert": true, "--tlscert": true, "--tlskey": true,
+// The flag sets below mirror the commands of docker/cli v29 and compose v5 (their cobra
+// commands need a connected CLI to build): parsing with the same pflag definitions means
+// every spelling docker accepts (--volumes=1, -vt 5, --volume, grouped short flags) reads
+// the same here. Each set has the help flag cobra adds. Only the last command's --help keeps
+// it from running: one given to docker or compose before the command is read and ignored
+// (compose's -v prints its version only without a command; docker runs a plugin all the same).
+
+func newFlags(name string, interspersed bool) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.SetInterspersed(interspersed)
+	fs.BoolP("help", "h", false, "")
+	return fs
 }
 
-// compose's root flags that take a value.
-var composeValue = map[string]bool{
-	"-f": true, "--file": true, "-p": true, "--project-name": true, "--project-directory": true,
-	"--env-file": true, "--profile": true, "--ansi": true, "--parallel": true, "--progress": true,
-	"--workdir": true,
+// asksHelp: with --help the command prints its help and runs nothing.
+func asksHelp(fs *pflag.FlagSet) bool {
+	help, _ := fs.GetBool("help")
+	return help
 }
 
-// Parse classifies argv (what follows `docker`). It never fails: what it does not recognise
-// deletes nothing it knows of, and passes.
+// dockerFlags are the docker CLI's global flags (cmd/docker: cli/flags plus --version). Like
+// the CLI, they are read up to the first word that is not a flag: the command.
+func dockerFlags() *pflag.FlagSet {
+	fs := newFlags("docker", false)
+	cliflags.NewClientOptions().InstallFlags(fs)
+	fs.BoolP("version", "v", false, "")
+	return fs
+}
+
+// composeFlags are `docker compose`'s root flags (cmd/compose/compose.go), and the guard's
+// own --force.
+func composeFlags(p *Project, dryRun, force *bool) *pflag.FlagSet {
+	fs := newFlags("compose", false)
+	fs.StringArrayVar(&p.Profiles, "profile", nil, "")
+	fs.StringVarP(&p.Name, "project-name", "p", "", "")
+	fs.StringArrayVarP(&p.Files, "file", "f", nil, "")
+	fs.StringArray("insecure-registry", nil, "")
+	fs.StringArrayVar(&p.EnvFiles, "env-file", nil, "")
+	fs.StringVar(&p.Dir, "project-directory", "", "")
+	fs.String("workdir", "", "") // the deprecated spelling of --project-directory
+	fs.Bool("compatibility", false, "")
+	fs.String("progress", "", "")
+	fs.Bool("all-resources", false, "")
+	fs.String("ansi", "auto", "")
+	fs.Int("parallel", -1, "")
+	fs.BoolP("version", "v", false, "")
+	fs.BoolVar(dryRun, "dry-run", false, "")
+	fs.Bool("no-ansi", false, "")
+	fs.Bool("verbose", false, "")
+	fs.BoolVar(force, "force", false, "")
+	return fs
+}
+
+// downFlags are `compose down`'s (cmd/compose/down.go) with the inherited --dry-run, and the
+// guard's --force.
+func downFlags(volumes, dryRun, force *bool) *pflag.FlagSet {
+	fs := newFlags("down", true)
+	fs.Bool("remove-orphans", false, "")
+	fs.IntP("timeout", "t", 0, "")
+	fs.BoolVarP(volumes, "volumes", "v", false, "")
+	fs.String("rmi", "", "")
+	fs.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if name == "volume" { // compose still takes the old spelling
+			name = "volumes"
+		}
+		return pflag.NormalizedName(name)
+	})
+	fs.BoolVar(dryRun, "dry-run", false, "")
+	fs.BoolVar(force, "force", false, "")
+	return fs
+}
+
+// Parse classifies argv (what follows `docker`). It never fails: a line it cannot read is
+// Unreadable, and one that deletes nothing it knows of passes.
 func Parse(argv []string) Command {
 	cmd := Command{Args: argv}
-	i := parseGlobal(argv)
-	cmd.GlobalArgs = argv[:min(i, len(argv))]
-	if i >= len(argv) {
+	global := dockerFlags()
+	if err := global.Parse(argv); err != nil {
+		return cmd.unreadable("docker", err)
+	}
+	rest := global.Args()
+	cmd.GlobalArgs = argv[:len(argv)-len(rest)]
+	if len(rest) == 0 {
 		return cmd
 	}
-	rest := argv[i+1:]
-	switch argv[i] {
+	switch rest[0] {
 	case "compose":
-		if parseCompose(rest, &cmd) && cmd.Force {
-			cmd.Args = withoutForce(argv, i)
-		}
-		if cmd.Kind != ComposeDown {
-			cmd.Force = false
-		}
+		return parseCompose(cmd, len(argv)-len(rest), rest[1:])
 	case "volume":
-		parseVolume(rest, &cmd)
+		return parseVolume(cmd, rest[1:])
 	case "system":
-		parseSystem(rest, &cmd)
+		return parseSystem(cmd, rest[1:])
 	}
 	return cmd
 }
 
-// parseGlobal skips docker's flags and returns the index of the subcommand.
-func parseGlobal(argv []string) int {
-	for i := 0; i < len(argv); i++ {
-		a := argv[i]
-		if !strings.HasPrefix(a, "-") || a == "-" {
-			return i
-		}
-		if a == "--" {
-			return i + 1
-		}
-		if name, _, inline := splitFlag(a, globalValue); globalValue[name] && !inline {
-			i++
-		}
-	}
-	return len(argv)
+func (c Command) unreadable(what string, err error) Command {
+	c.Kind, c.Err = Unreadable, fmt.Errorf("reading the flags of `%s`: %w", what, err)
+	return c
 }
 
-// splitFlag splits "--name=value" and "-Xvalue" (X a short flag that takes a value).
-func splitFlag(a string, valued map[string]bool) (name, value string, inline bool) {
-	if strings.HasPrefix(a, "--") {
-		if n, v, ok := strings.Cut(a, "="); ok {
-			return n, v, true
-		}
-		return a, "", false
+// parseCompose reads `compose [flags] down [flags] [services]`; at is the index of compose in
+// cmd.Args. Like compose, project flags come before down, and --dry-run anywhere.
+func parseCompose(cmd Command, at int, argv []string) Command {
+	var rootDry, rootForce, downDry, downForce, volumes bool
+	root := composeFlags(&cmd.Project, &rootDry, &rootForce)
+	if err := root.Parse(argv); err != nil {
+		return cmd.unreadable("docker compose", err)
 	}
-	if len(a) > 2 && valued[a[:2]] {
-		return a[:2], strings.TrimPrefix(a[2:], "="), true
+	rest := root.Args()
+	if len(rest) == 0 || rest[0] != "down" {
+		return cmd
 	}
-	return a, "", false
-}
-
-// parseCompose reads `compose [flags] down [flags] [services]`: project flags may come
-// anywhere before down, and the guard's --force anywhere after compose. It tells whether the
-// command is down, with or without volumes.
-func parseCompose(argv []string, cmd *Command) (down bool) {
-	volumes := false
-	for i := 0; i < len(argv); i++ {
-		a := argv[i]
-		if a == "--" {
-			break
-		}
-		if a == "--force" {
-			cmd.Force = true
-			continue
-		}
-		if !strings.HasPrefix(a, "-") {
-			if !down && a != "down" {
-				return false // another compose command
-			}
-			down = true
-			continue
-		}
-		if down {
-			volumes = downFlag(a, volumes)
-			if a == "--rmi" || a == "-t" || a == "--timeout" {
-				i++
-			}
-			continue
-		}
-		name, value, inline := splitFlag(a, composeValue)
-		if composeValue[name] && !inline {
-			if i+1 >= len(argv) {
-				return false
-			}
-			i++
-			value = argv[i]
-		}
-		cmd.Project.set(name, value)
-		if name == "--dry-run" {
-			return false // compose removes nothing
-		}
+	if cmd.Project.Dir == "" { // compose takes --workdir where --project-directory is not given
+		cmd.Project.Dir, _ = root.GetString("workdir")
 	}
-	if down && volumes {
-		cmd.Kind = ComposeDown
+	down := downFlags(&volumes, &downDry, &downForce)
+	if err := down.Parse(rest[1:]); err != nil {
+		return cmd.unreadable("docker compose down", err)
 	}
-	return down
-}
-
-func downFlag(a string, volumes bool) bool {
-	switch {
-	case a == "-v" || a == "--volumes" || a == "--volumes=true" || a == "-v=true":
-		return true
-	case a == "--volumes=false" || a == "-v=false":
-		return false
+	// One flag in compose (persistent), in two sets here: the later value wins.
+	dryRun, force := rootDry, rootForce
+	if down.Changed("dry-run") {
+		dryRun = downDry
 	}
-	return volumes
-}
-
-func (p *Project) set(name, value string) {
-	switch name {
-	case "-f", "--file":
-		p.Files = append(p.Files, value)
-	case "-p", "--project-name":
-		p.Name = value
-	case "--project-directory", "--workdir":
-		p.Dir = value
-	case "--env-file":
-		p.EnvFiles = append(p.EnvFiles, value)
-	case "--profile":
-		p.Profiles = append(p.Profiles, value)
+	if down.Changed("force") {
+		force = downForce
 	}
+	if root.Changed("force") || down.Changed("force") {
+		cmd.Args = withoutForce(cmd.Args, at)
+	}
+	if volumes && !dryRun && !asksHelp(down) {
+		cmd.Kind, cmd.Force = ComposeDown, force
+	}
+	return cmd
 }
 
 // withoutForce is argv without the guard's --force after compose (at index from).
@@ -197,111 +208,103 @@ func withoutForce(argv []string, from int) []string {
 		if a == "--" {
 			return append(out, argv[from+1+i:]...)
 		}
-		if a != "--force" {
+		if a != "--force" && !strings.HasPrefix(a, "--force=") {
 			out = append(out, a)
 		}
 	}
 	return out
 }
 
-func parseVolume(argv []string, cmd *Command) {
-	if len(argv) == 0 {
-		return
+// subcommand reads the flags of a management command (volume, system: only --help) and
+// returns its subcommand and what follows.
+func subcommand(name string, argv []string) (sub string, rest []string, err error) {
+	fs := newFlags(name, false)
+	if err := fs.Parse(argv); err != nil {
+		return "", nil, err
 	}
-	switch argv[0] {
-	case "rm", "remove":
-		cmd.Kind = VolumeRm
-		cmd.Volumes = operands(argv[1:], nil)
-		if len(cmd.Volumes) == 0 {
-			cmd.Kind = Pass // docker refuses it
-		}
-	case "prune":
-		cmd.Kind = VolumePrune
-		cmd.All = hasBool(argv[1:], "--all", 'a')
-		cmd.Filters = filters(argv[1:])
+	if fs.NArg() == 0 {
+		return "", nil, nil
 	}
+	return fs.Arg(0), fs.Args()[1:], nil
 }
 
-func parseSystem(argv []string, cmd *Command) {
-	if len(argv) == 0 || argv[0] != "prune" {
-		return
+func parseVolume(cmd Command, argv []string) Command {
+	sub, argv, err := subcommand("volume", argv)
+	if err != nil {
+		return cmd.unreadable("docker volume", err)
 	}
-	if hasBool(argv[1:], "--volumes", 0) {
-		cmd.Kind = SystemPrune
-		cmd.All = hasBool(argv[1:], "--all", 'a')
-		cmd.Filters = filters(argv[1:])
-	}
-}
-
-// operands are the arguments that are not flags; valued names the flags that take a value.
-func operands(argv []string, valued map[string]bool) []string {
-	var out []string
-	for i := 0; i < len(argv); i++ {
-		a := argv[i]
-		switch {
-		case a == "--":
-			return append(out, argv[i+1:]...)
-		case strings.HasPrefix(a, "-") && a != "-":
-			if valued[a] {
-				i++
-			}
-		default:
-			out = append(out, a)
+	switch sub {
+	case "rm", "remove": // cli/command/volume/remove.go
+		fs := newFlags("volume rm", true)
+		fs.BoolP("force", "f", false, "")
+		if err := fs.Parse(argv); err != nil {
+			return cmd.unreadable("docker volume rm", err)
+		}
+		if !asksHelp(fs) && fs.NArg() > 0 { // without a name docker refuses it
+			cmd.Kind, cmd.Volumes = VolumeRm, fs.Args()
+		}
+	case "prune": // cli/command/volume/prune.go
+		filter := opts.NewFilterOpt()
+		fs := newFlags("volume prune", true)
+		fs.BoolVarP(&cmd.All, "all", "a", false, "")
+		fs.BoolP("force", "f", false, "")
+		fs.Var(&filter, "filter", "")
+		if err := fs.Parse(argv); err != nil {
+			return cmd.unreadable("docker volume prune", err)
+		}
+		if !asksHelp(fs) {
+			cmd.Kind, cmd.Filters = VolumePrune, filter.Value()
+			cmd.All = cmd.All || hasAllFilter(cmd.Filters)
 		}
 	}
-	return out
+	return cmd
 }
 
-// hasBool finds a boolean flag by its long name or its letter in a group of short ones
-// (-af), skipping the values of --filter.
-func hasBool(argv []string, long string, short byte) bool {
-	for i := 0; i < len(argv); i++ {
-		a := argv[i]
-		switch {
-		case a == "--":
-			return false
-		case a == "--filter":
-			i++
-		case a == long || a == long+"=true":
-			return true
-		case short != 0 && len(a) > 1 && a[0] == '-' && a[1] != '-' && strings.IndexByte(a[1:], short) >= 0:
-			return true
-		}
+// parseSystem reads system prune (cli/command/system/prune.go). Its -a is about images: the
+// CLI does not pass it on to the volume prune; it is kept here all the same, which can only
+// put more volumes at risk. A filter "all" does reach the volume prune.
+func parseSystem(cmd Command, argv []string) Command {
+	sub, argv, err := subcommand("system", argv)
+	if err != nil {
+		return cmd.unreadable("docker system", err)
 	}
-	return false
+	if sub != "prune" {
+		return cmd
+	}
+	var volumes bool
+	filter := opts.NewFilterOpt()
+	fs := newFlags("system prune", true)
+	fs.BoolP("force", "f", false, "")
+	fs.BoolVarP(&cmd.All, "all", "a", false, "")
+	fs.BoolVar(&volumes, "volumes", false, "")
+	fs.Var(&filter, "filter", "")
+	if err := fs.Parse(argv); err != nil {
+		return cmd.unreadable("docker system prune", err)
+	}
+	if volumes && !asksHelp(fs) {
+		cmd.Kind, cmd.Filters = SystemPrune, filter.Value()
+		cmd.All = cmd.All || hasAllFilter(cmd.Filters)
+	} else {
+		cmd.All = false
+	}
+	return cmd
 }
 
-func filters(argv []string) []string {
-	var out []string
-	for i := 0; i < len(argv); i++ {
-		switch a := argv[i]; {
-		case a == "--":
-			return out
-		case a == "--filter" && i+1 < len(argv):
-			i++
-			out = append(out, argv[i])
-		case strings.HasPrefix(a, "--filter="):
-			out = append(out, strings.TrimPrefix(a, "--filter="))
-		}
-	}
-	return out
-}
+// hasAllFilter: the CLI turns -a into the filter all=true, and passes one typed by hand as
+// it is; any value counts here, which can only put more volumes at risk.
+func hasAllFilter(f client.Filters) bool { return len(f["all"]) > 0 }
 
 // LabelsMatch applies the label filters of a prune (label=K, label=K=V, label!=K,
 // label!=K=V) to a volume's labels; other filters (until) are ignored, which keeps more
 // volumes at risk, never fewer.
-func LabelsMatch(filters []string, labels map[string]string) bool {
-	for _, f := range filters {
-		key, expr, _ := strings.Cut(f, "=")
-		neg := strings.HasSuffix(key, "!")
-		if strings.TrimSuffix(key, "!") != "label" {
-			continue
-		}
-		k, v, withValue := strings.Cut(expr, "=")
-		got, has := labels[k]
-		match := has && (!withValue || got == v)
-		if match == neg {
-			return false
+func LabelsMatch(filters client.Filters, labels map[string]string) bool {
+	for key, neg := range map[string]bool{"label": false, "label!": true} {
+		for expr := range filters[key] {
+			k, v, withValue := strings.Cut(expr, "=")
+			got, has := labels[k]
+			if match := has && (!withValue || got == v); match == neg {
+				return false
+			}
 		}
 	}
 	return true

@@ -61,15 +61,21 @@ func Script(shell string) (string, error) {
 }
 
 // Quote joins args into one line that the shell's eval turns back into the same words.
+//
+// Every word is quoted, even a plain one: schedule.ShellQuote leaves a leading "=" bare,
+// and zsh expands that (its EQUALS option). For fish the line must also hold no newline:
+// the function reads it with a command substitution, which splits on newlines, and eval
+// would join the pieces with spaces. A newline goes outside the quotes as fish's \n escape.
 func Quote(shell string, args []string) string {
 	quoted := make([]string, len(args))
 	for i, a := range args {
 		if shell == "fish" {
 			// In fish's single quotes only \\ and \' are escapes.
-			quoted[i] = "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(a) + "'"
+			a = strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `'\n'`).Replace(a)
 		} else {
-			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+			a = strings.ReplaceAll(a, "'", `'\''`)
 		}
+		quoted[i] = "'" + a + "'"
 	}
 	return strings.Join(quoted, " ")
 }

@@ -10,24 +10,21 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/volume"
 	"github.com/moby/moby/client"
+
+	"github.com/echo-backup/echo-backup/compose"
 )
 
-// Labels read from the engine. Compose puts the first ones on what it creates; the guard's
-// sentinel container carries the last three (a contract shared with the guard package).
+// Labels compose records on a project's containers (where its files are), and the one the
+// engine puts on anonymous volumes.
 const (
-	labelProject     = "com.docker.compose.project"
-	labelOneoff      = "com.docker.compose.oneoff"
 	labelWorkingDir  = "com.docker.compose.project.working_dir"
 	labelConfigFiles = "com.docker.compose.project.config_files"
 	labelEnvFile     = "com.docker.compose.project.environment_file"
 	labelAnonymous   = "com.docker.volume.anonymous"
-	labelSentinel    = "com.echobackup.sentinel"
-	labelSentinelFor = "com.echobackup.project"
-	labelSentinelVol = "com.echobackup.volumes"
 )
 
 // Engine is the part of the Docker API the guard reads.
-type Engine = client.APIClient
+type Engine = compose.Engine
 
 // AtRisk maps each compose project to the volumes of it that cmd would delete. Volumes
 // that belong to no compose project are not Echo's and are left out.
@@ -47,7 +44,7 @@ func AtRisk(ctx context.Context, api Engine, cmd Command) (map[string][]string, 
 	}
 	out := map[string][]string{}
 	for _, v := range vols {
-		if p := v.Labels[labelProject]; p != "" {
+		if p := v.Labels[compose.LabelProject]; p != "" {
 			out[p] = append(out[p], v.Name)
 		}
 	}
@@ -83,13 +80,14 @@ func named(ctx context.Context, api Engine, names []string) ([]volume.Volume, er
 
 // unused is what a prune deletes: volumes no container uses, or for system prune no running
 // container (it removes stopped containers first). Before API 1.42 the engine prunes named
-// volumes too; from 1.42 only anonymous ones unless --all.
+// volumes too; from 1.42 only anonymous ones unless --all or a filter "all" (which may come
+// from the CLI's config file: the caller merges those in).
 func unused(ctx context.Context, api Engine, cmd Command, stoppedGo bool) ([]volume.Volume, error) {
 	ping, err := api.Ping(ctx, client.PingOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("asking the engine its API version: %w", err)
 	}
-	namedToo := cmd.All || versionLess(ping.APIVersion, "1.42")
+	namedToo := cmd.All || hasAllFilter(cmd.Filters) || versionLess(ping.APIVersion, "1.42")
 	list, err := api.VolumeList(ctx, client.VolumeListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing volumes: %w", err)
@@ -146,78 +144,45 @@ type Located struct {
 	EnvFiles []string
 }
 
-// Locate finds a project's folder and compose files from the labels of its containers. It
-// fails when no container is left: then nothing tells where the compose files are.
+// Locate finds a project's folder and compose files from the labels of its containers, the
+// ones compose itself counts as the project's. It fails when no container is left: then
+// nothing tells where the compose files are.
 func Locate(ctx context.Context, api Engine, project string) (*Located, error) {
 	res, err := api.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
-		Filters: make(client.Filters).Add("label", labelProject+"="+project, labelOneoff+"=False"),
+		Filters: make(client.Filters).Add("label", compose.LabelProject+"="+project, compose.LabelOneoff+"=False"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("listing the containers of project %q: %w", project, err)
 	}
 	for _, c := range res.Items {
-		dir := c.Labels[labelWorkingDir]
-		if dir == "" {
-			continue
+		if dir := c.Labels[labelWorkingDir]; dir != "" {
+			return &Located{Name: project, Dir: dir, Files: splitComma(c.Labels[labelConfigFiles]),
+				EnvFiles: splitComma(c.Labels[labelEnvFile])}, nil
 		}
-		loc := &Located{Name: project, Dir: dir, Files: splitList(c.Labels[labelConfigFiles]),
-			EnvFiles: splitList(c.Labels[labelEnvFile])}
-		return loc, nil
 	}
 	return nil, fmt.Errorf("no container of project %q is left to tell where its compose files are", project)
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
+// splitComma splits a list compose joined with commas, keeping its order: the first compose
+// file sets the project's folder.
+func splitComma(s string) []string {
+	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' })
 }
 
-// Sentinel is a running container of the guard that holds a project's volumes: while it
-// runs, the engine refuses to delete them.
-type Sentinel struct {
-	Name    string
-	Volumes []string
-}
-
-// Sentinels returns the running sentinels of project. A stopped one protects nothing from
-// system prune, which removes it first.
-func Sentinels(ctx context.Context, api Engine, project string) ([]Sentinel, error) {
-	res, err := api.ContainerList(ctx, client.ContainerListOptions{
-		Filters: make(client.Filters).Add("label", labelSentinel+"=1", labelSentinelFor+"="+project),
+// ProjectVolumes are the volumes labelled as project's: what `docker compose -p NAME down -v`
+// removes when it has no compose file to read (compose's actualVolumes).
+func ProjectVolumes(ctx context.Context, api Engine, project string) ([]string, error) {
+	res, err := api.VolumeList(ctx, client.VolumeListOptions{
+		Filters: make(client.Filters).Add("label", compose.LabelProject+"="+project),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("looking for the guard's sentinel of project %q: %w", project, err)
-	}
-	var out []Sentinel
-	for _, c := range res.Items {
-		s := Sentinel{Name: c.ID[:12], Volumes: splitList(c.Labels[labelSentinelVol])}
-		if len(c.Names) > 0 {
-			s.Name = strings.TrimPrefix(c.Names[0], "/")
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// Unprotected are the volumes that no sentinel holds.
-func Unprotected(volumes []string, sentinels []Sentinel) []string {
-	held := map[string]bool{}
-	for _, s := range sentinels {
-		for _, v := range s.Volumes {
-			held[v] = true
-		}
+		return nil, fmt.Errorf("listing the volumes of project %q: %w", project, err)
 	}
 	var out []string
-	for _, v := range volumes {
-		if !held[v] {
-			out = append(out, v)
-		}
+	for _, v := range res.Items {
+		out = append(out, v.Name)
 	}
-	return out
+	sort.Strings(out)
+	return out, nil
 }
