@@ -64,7 +64,7 @@ func TryLock(dir string) (unlock func(), err error) {
 		l.n++
 		return func() { release(key) }, nil
 	}
-	if err := prepareDir(dir); err != nil {
+	if err := PrepareDir(dir); err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_RDWR|os.O_CREATE, 0o600)

@@ -24,16 +24,19 @@ func pinPath(path string) string {
 	return filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".pinned")
 }
 
-// pinReason is why the backup is pinned, "" when it is not: the sidecar wins over the label.
+// PinUnreadable is the pin reason of a backup whose pin record exists but cannot be read or
+// parsed: a hand pin written by another user (sudo, 0600) must not read as "unpinned".
+const PinUnreadable = "pin record unreadable"
+
+// pinReason is why the backup is pinned, "" when it is not: the record wins over the label.
 func pinReason(path string, labels map[string]string) string {
 	b, err := os.ReadFile(pinPath(path))
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
 		return labels[LabelPinned]
 	}
 	var r pinRecord
-	if json.Unmarshal(b, &r) != nil {
-		// A damaged record must not unpin a backup its manifest pins.
-		return labels[LabelPinned]
+	if err != nil || json.Unmarshal(b, &r) != nil {
+		return PinUnreadable
 	}
 	if !r.Pinned {
 		return ""
@@ -71,17 +74,26 @@ func Unpin(path string) error {
 	return nil
 }
 
+// writePin replaces the record in one rename, from a temporary file of its own: two pins at
+// once must not write into the same one.
 func writePin(path string, r pinRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	tmp := pinPath(path) + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".pinned-*.tmp")
+	if err != nil {
 		return fmt.Errorf("recording the pin of %s: %w", path, err)
 	}
-	if err := os.Rename(tmp, pinPath(path)); err != nil {
-		os.Remove(tmp)
+	_, err = f.Write(b)
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), pinPath(path))
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return fmt.Errorf("recording the pin of %s: %w", path, err)
 	}
 	return nil

@@ -1,8 +1,11 @@
 package backup
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,7 +65,7 @@ func TestPinUnpin(t *testing.T) {
 	}
 	// A damaged record never unpins what the manifest pins.
 	os.WriteFile(pinPath(safety), []byte("{"), 0o600)
-	if got := pinned(t, safety); got != PinnedPreRestore {
+	if got := pinned(t, safety); got != PinUnreadable {
 		t.Errorf("damaged record: %q", got)
 	}
 
@@ -97,6 +100,70 @@ func TestRemoveTakesSidecars(t *testing.T) {
 	}
 	ents, _ := os.ReadDir(dir)
 	if len(ents) != 1 || ents[0].Name() != filepath.Base(other) {
+		t.Errorf("left %v", ents)
+	}
+}
+
+// A hand pin whose record cannot be read (written by sudo with 0600, damaged) stays pinned:
+// falling back to the manifest's label would unpin it.
+func TestUnreadablePinStaysPinned(t *testing.T) {
+	dir := t.TempDir()
+	damaged := writeBackup(t, dir, nil)
+	if err := os.WriteFile(pinPath(damaged), []byte(`{"pinned":tr`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := pinned(t, damaged); got != PinUnreadable {
+		t.Errorf("damaged hand pin: %q", got)
+	}
+	// A folder in its place cannot be read by anyone, root included.
+	unreadable := writeBackup(t, dir, nil)
+	if err := os.Mkdir(pinPath(unreadable), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if got := pinned(t, unreadable); got != PinUnreadable {
+		t.Errorf("unreadable hand pin: %q", got)
+	}
+	if os.Geteuid() != 0 {
+		private := writeBackup(t, dir, nil)
+		if err := Pin(private, ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(pinPath(private), 0); err != nil {
+			t.Fatal(err)
+		}
+		if got := pinned(t, private); got != PinUnreadable {
+			t.Errorf("a pin record of mode 0: %q", got)
+		}
+	}
+}
+
+// Pins at once each write a temporary file of their own, so none fails and none is lost.
+func TestConcurrentPins(t *testing.T) {
+	dir := t.TempDir()
+	path := writeBackup(t, dir, nil)
+	var wg sync.WaitGroup
+	errs := make(chan error, 400)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; i < 50; i++ {
+				errs <- Pin(path, fmt.Sprintf("pin %d/%d", g, i))
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := pinned(t, path); !strings.HasPrefix(got, "pin ") {
+		t.Errorf("after concurrent pins: %q", got)
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 2 {
 		t.Errorf("left %v", ents)
 	}
 }

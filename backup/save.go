@@ -54,7 +54,7 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	}
 	target := postgres.Target{API: o.API, Container: db.ID, User: o.Plan.Database.User,
 		Database: o.Plan.Database.Name, Password: o.Plan.Database.Password}
-	if err := prepareDir(o.Dir); err != nil {
+	if err := PrepareDir(o.Dir); err != nil {
 		return nil, err
 	}
 	unlock, err := Lock(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
@@ -155,7 +155,8 @@ func newManifest(o SaveOptions, created time.Time) *archive.Manifest {
 	return m
 }
 
-func prepareDir(dir string) error {
+// PrepareDir creates the backup folder, private to the user, if it is missing.
+func PrepareDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("creating backup folder: %w", err)
 	}

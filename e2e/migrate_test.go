@@ -157,6 +157,50 @@ func TestMigrate(t *testing.T) {
 	}
 }
 
+// TestMigrateTargetOfAnotherUser: a target whose database was set up by another user (the
+// source's role does not exist there) certainly holds data, though its tables cannot be read
+// as the source's user: migrate refuses it without --force and leaves it as it was.
+func TestMigrateTargetOfAnotherUser(t *testing.T) {
+	eng := StartEngine2(t)
+	eng.LoadImage(t, pgImage)
+	src := NewStack(t, "custom")
+	src.Up()
+	tgt := eng.Stack(src)
+
+	// The same compose files, brought up on the target with another POSTGRES_USER in .env
+	// (read through env_file), which is put back before migrate reads it.
+	env := filepath.Join(src.Dir, ".env")
+	orig, err := os.ReadFile(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := strings.Replace(string(orig), "POSTGRES_USER="+src.DBUser, "POSTGRES_USER=owner", 1)
+	if other == string(orig) {
+		t.Fatalf("no POSTGRES_USER=%s in %s", src.DBUser, env)
+	}
+	if err := os.WriteFile(env, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tgt.DBUser = "owner"
+	tgt.Up()
+	if err := os.WriteFile(env, orig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tgt.Psql("create table theirs (n int); insert into theirs values (42)")
+
+	r := src.migrate(RunOpts{}, "--to-context", eng.Context)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "already holds data") || !strings.Contains(r.Stderr, `role "`+src.DBUser+`" does not exist`) {
+		t.Fatalf("migrate onto a target set up by another user: want exit 2 (already holds data, naming the role), got %d\n%s", r.Code, r.Stderr)
+	}
+	if got := tgt.Psql("select n from theirs"); got != "42" {
+		t.Errorf("the target's table after a refused migrate: %q", got)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(src.Dir, "backups")); len(entries) > 0 {
+		t.Errorf("a refused migrate saved something: %v", entries)
+	}
+	assertNoHelpers(t, eng, src)
+}
+
 // TestSaveStreamRestore: `save --output - | restore -` through a shell pipe, from the first
 // engine into a bare second one, leaves no spool file on either side.
 func TestSaveStreamRestore(t *testing.T) {
@@ -167,6 +211,9 @@ func TestSaveStreamRestore(t *testing.T) {
 	tgt := eng.Stack(src)
 	want := src.state()
 
+	// Spools a killed save and restore left two days ago: the streams below remove them.
+	stale := writeStaleSpools(t, filepath.Join(src.Dir, "backups"))
+
 	project := strings.Join(src.ProjectArgs(), " ")
 	script := `set -o pipefail; docker echobackup ` + project + ` save --output - | DOCKER_CONTEXT="$1" docker echobackup ` +
 		project + ` restore - --yes`
@@ -174,6 +221,11 @@ func TestSaveStreamRestore(t *testing.T) {
 	r := src.Run(RunOpts{}, "bash", "-c", script, "bash", eng.Context)
 	if r.Code != 0 {
 		t.Fatalf("save --output - | restore -: exit %d\n%s", r.Code, r.Stderr)
+	}
+	for _, p := range stale {
+		if !strings.Contains(r.Stderr, "Removed "+p+", left ") {
+			t.Errorf("the streams did not say they removed %s:\n%s", p, r.Stderr)
+		}
 	}
 	t.Logf("save --output - | restore - took %s:\n%s", time.Since(t0).Round(100*time.Millisecond), r.Stdout)
 	assertSameState(t, "target after save | restore", want, tgt.state())
@@ -211,6 +263,29 @@ func TestSaveStreamRestore(t *testing.T) {
 	if r.Code != 2 || !strings.Contains(r.Stderr, "--yes") {
 		t.Errorf("restore - without --yes: want exit 2 asking for --yes, got %d\n%s", r.Code, r.Stderr)
 	}
+}
+
+// writeStaleSpools leaves in dir what a save --output - and a restore - killed two days ago
+// leave: a spool folder holding a partial archive, and a spool file.
+func writeStaleSpools(t *testing.T, dir string) []string {
+	t.Helper()
+	out := filepath.Join(dir, ".stdout-1234.partial")
+	in := filepath.Join(dir, ".stdin-5678.tar.zst.partial")
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-48 * time.Hour)
+	for _, p := range []string{filepath.Join(out, "echo.tar.zst"), in} {
+		if err := os.WriteFile(p, []byte("cut short"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{filepath.Join(out, "echo.tar.zst"), out, in} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return []string{out, in}
 }
 
 func assertNoSpool(t *testing.T, s *Stack) {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"archive/tar"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -37,7 +38,16 @@ func fakeBackup(t *testing.T, dir, project string, created time.Time, labels map
 }
 
 // fakeBackupAt is fakeBackup under another name, such as a second backup of the same second.
+// Its manifest says it was taken on this host of the project in the backup folder's parent, as
+// a save of the stack writes into <project folder>/backups.
 func fakeBackupAt(t *testing.T, path, project string, created time.Time, labels map[string]string) string {
+	t.Helper()
+	host, _ := os.Hostname()
+	return fakeBackupOf(t, path, project, host, filepath.Dir(filepath.Dir(path)), created, labels)
+}
+
+// fakeBackupOf is fakeBackupAt as taken on host of the deployment in workingDir.
+func fakeBackupOf(t *testing.T, path, project, host, workingDir string, created time.Time, labels map[string]string) string {
 	t.Helper()
 	// The smallest manifest region keeps 60 archives at a few KB each.
 	w, err := archive.Create(path, archive.Options{Reserve: 4096, Concurrency: 1})
@@ -50,9 +60,9 @@ func fakeBackupAt(t *testing.T, path, project string, created time.Time, labels 
 		w.Abort()
 		t.Fatal(err)
 	}
-	m := &archive.Manifest{Created: created, Host: "e2e", Labels: labels,
+	m := &archive.Manifest{Created: created, Host: host, Labels: labels,
 		Tool:    archive.Tool{Name: "echo-backup", Version: "e2e"},
-		Project: archive.Project{Name: project, WorkingDir: filepath.Dir(path)}}
+		Project: archive.Project{Name: project, WorkingDir: workingDir}}
 	if err := w.Commit(m); err != nil {
 		w.Abort()
 		t.Fatal(err)
@@ -245,5 +255,157 @@ func writeVerified(t *testing.T, path string, ok bool) {
 	b, _ := json.Marshal(backup.Verification{At: time.Now().UTC(), OK: ok, Size: st.Size(), ModTime: st.ModTime()})
 	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".verified"), b, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPruneOtherDeployments: a backup folder shared by two deployments that both default to
+// the same project name (prod and staging, a shared $ECHOBACKUP_DIR or NFS folder), plus
+// backups copied from another host after a migration. prune counts only this deployment's
+// backups and never removes the others; a backup dated years ahead is kept without taking a
+// slot; spools a killed stream left more than a day ago are removed, a young one stays.
+func TestPruneOtherDeployments(t *testing.T) {
+	s := NewStack(t, "custom") // only its project is loaded: nothing runs on the engine
+	dir := filepath.Join(t.TempDir(), "shared")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	now := time.Now().UTC().Truncate(time.Second)
+	var ours, others []string
+	for i := 1; i <= 5; i++ {
+		at := now.AddDate(0, 0, -i)
+		ours = append(ours, fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, at)), s.Name, host, s.Dir, at, nil))
+		// prod's nightly, an hour after ours: newer, so a shared series would keep it instead.
+		at = at.Add(time.Hour)
+		others = append(others, fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, at)), s.Name, host, "/srv/prod/echo", at, nil))
+	}
+	at := now.AddDate(0, 0, -2).Add(2 * time.Hour) // the source's, copied here after a migration
+	copied := fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, at)), s.Name, "oldbox", s.Dir, at, nil)
+	others = append(others, copied)
+	future := now.AddDate(3, 0, 0) // a clock gone wrong
+	ahead := fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, future)), s.Name, host, s.Dir, future, nil)
+
+	old := now.Add(-49 * time.Hour)
+	staleOut := filepath.Join(dir, ".stdout-1234.partial")
+	staleIn := filepath.Join(dir, ".stdin-5678"+backup.Ext+".partial")
+	young := filepath.Join(dir, ".stdin-9999"+backup.Ext+".partial")
+	if err := os.Mkdir(staleOut, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(staleOut, "x"+backup.Ext), staleIn, young} {
+		if err := os.WriteFile(p, []byte("a stream cut short"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, p := range []string{filepath.Join(staleOut, "x"+backup.Ext), staleOut, staleIn} {
+		if err := os.Chtimes(p, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	policy := []string{"-o", dir, "--keep-last", "3", "--keep-daily", "0", "--keep-weekly", "0", "--keep-monthly", "0"}
+	res := s.prune(t, append(policy, "--dry-run")...)
+	var want []string
+	for _, p := range append(append([]string{ahead}, ours[:3]...), others...) {
+		want = append(want, filepath.Base(p))
+	}
+	sort.Strings(want)
+	if got := keptNames(res); !reflect.DeepEqual(got, want) || len(res.Backups) != 12 {
+		t.Fatalf("dry run kept %v\nwant %v (%d listed)", got, want, len(res.Backups))
+	}
+	for name, reason := range map[string]string{
+		filepath.Base(ahead):     "dated in the future",
+		filepath.Base(ours[0]):   "last 1 of 3",
+		filepath.Base(ours[2]):   "last 3 of 3",
+		filepath.Base(ours[3]):   "outside the policy",
+		filepath.Base(others[4]): "another deployment (" + host + ":/srv/prod/echo)",
+		filepath.Base(copied):    "another deployment (oldbox:" + s.Dir + ")",
+	} {
+		if got := why(res, name); got != reason {
+			t.Errorf("%s: why %q, want %q", name, got, reason)
+		}
+	}
+	out, errOut, code := s.EchoBackup(append(append(s.ProjectArgs(), "prune", "--dry-run"), policy...)...)
+	if code != 0 || !strings.Contains(out, "another deployment ("+host+":/srv/prod/echo)") ||
+		!strings.Contains(errOut, "in the future") {
+		t.Errorf("table output: exit %d\n%s%s", code, out, errOut)
+	}
+	for _, p := range []string{staleOut, staleIn} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("a dry run removed %s: %v", p, err)
+		}
+	}
+
+	r := s.Run(RunOpts{Env: []string{"TZ=UTC"}}, "docker", append(append(append([]string{"echobackup"}, s.ProjectArgs()...),
+		"prune", "--format", "json"), policy...)...)
+	if r.Code != 0 || !strings.Contains(r.Stderr, "did not finish") {
+		t.Fatalf("prune: exit %d\n%s", r.Code, r.Stderr)
+	}
+	for _, p := range append(append([]string{ahead, young}, ours[:3]...), others...) {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("prune removed %s: %v", p, err)
+		}
+	}
+	for _, p := range append([]string{staleOut, staleIn}, ours[3:]...) {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s is still there: %v", p, err)
+		}
+	}
+
+	// A folder prune cannot lock: an error, and no JSON null on stdout for a script to read.
+	file := filepath.Join(dir, "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r = s.Run(RunOpts{}, "docker", append(append([]string{"echobackup"}, s.ProjectArgs()...),
+		"prune", "--format", "json", "-o", filepath.Join(file, "sub"))...)
+	if r.Code == 0 || r.Stdout != "" {
+		t.Errorf("prune into an unusable folder: exit %d, stdout %q", r.Code, r.Stdout)
+	}
+
+	// save --prune with the archive going to stdout would prune a folder it never wrote to.
+	r = s.Run(RunOpts{}, "docker", append(append([]string{"echobackup"}, s.ProjectArgs()...), "save", "--output", "-", "--prune")...)
+	if r.Code != 2 || !strings.Contains(r.Stderr, "--prune cannot be used with --output -") || r.Stdout != "" {
+		t.Errorf("save --output - --prune: want exit 2, got %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestPinWaitsForPrune: pin takes the folder's lock, so a pin cannot land between a prune's
+// listing and its removals; once it has the lock it finds the archive gone and says so,
+// instead of printing "pinned" for a deleted backup.
+func TestPinWaitsForPrune(t *testing.T) {
+	s := NewStack(t, "custom")
+	dir := filepath.Join(s.Dir, "backups")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	path := fakeBackup(t, dir, s.Name, time.Now().Add(-time.Hour), nil)
+	unlock, err := backup.TryLock(dir) // this test plays the prune
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan Result, 1)
+	go func() {
+		done <- s.Run(RunOpts{}, "docker", append(append([]string{"echobackup"}, s.ProjectArgs()...), "pin", filepath.Base(path))...)
+	}()
+	select {
+	case r := <-done:
+		unlock()
+		t.Fatalf("pin did not wait for the folder's lock: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	case <-time.After(3 * time.Second):
+	}
+	if err := backup.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	r := <-done
+	if r.Code == 0 || strings.Contains(r.Stdout, "pinned") || !strings.Contains(r.Stderr, "no backup") {
+		t.Errorf("pin of a backup pruned meanwhile: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "Waiting for another echobackup command") {
+		t.Errorf("pin did not say it waits:\n%s", r.Stderr)
+	}
+	if left := dirNames(t, dir); !reflect.DeepEqual(left, []string{".echobackup.lock"}) {
+		t.Errorf("left in the folder: %v", left)
 	}
 }

@@ -229,6 +229,19 @@ func TestScheduleCron(t *testing.T) {
 		t.Fatalf("after two installs the crontab is\n%s\n(before:\n%s)", after, before)
 	}
 	t.Logf("crontab line: %s", lines[0])
+	// The ping URL's key is the secret: not in the crontab, which every process list shows
+	// while cron's shell runs, but in a file only the user reads.
+	if strings.Contains(after, "secret-uuid") {
+		t.Errorf("the crontab holds the ping URL: %s", lines[0])
+	}
+	if fi, err := os.Stat(filepath.Join(s.Dir, "backups", ".schedule.ping")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("the kept ping URL: %v %v", fi, err)
+	}
+	r := s.Run(RunOpts{Env: []string{"ECHOBACKUP_PING_URL=" + pingURL}}, "docker",
+		append(append([]string{"echobackup"}, s.ProjectArgs()...), "schedule", "run", "--help")...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "--ping") || strings.Contains(r.Stdout+r.Stderr, "secret-uuid") {
+		t.Errorf("schedule run --help shows the ping URL from the environment:\n%s", r.Stdout)
+	}
 	fields, command := cronCommand(t, lines[0])
 	if strings.Join(fields, " ") != "0 3 * * *" {
 		t.Errorf("schedule fields %v", fields)
@@ -254,6 +267,9 @@ func TestScheduleCron(t *testing.T) {
 	}
 	if !strings.Contains(string(logText), "started") || !strings.Contains(string(logText), "OK: saved and verified") {
 		t.Errorf("log:\n%s", logText)
+	}
+	if fi, err := os.Stat(filepath.Join(s.Dir, "backups", "schedule.log")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("schedule.log: %v %v", fi, err)
 	}
 	entries := s.list(t)
 	if len(entries) != 1 || entries[0].Path == manual.Path || entries[0].Verified == nil || !entries[0].Verified.OK {
@@ -288,6 +304,36 @@ func TestScheduleCron(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
+	}
+
+	// A project of the same name in another folder gets its own entry; removing it there leaves
+	// this one.
+	otherDir := filepath.Join(t.TempDir(), "same-name")
+	if err := os.Mkdir(otherDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append([]string{".env"}, s.ComposeFiles...) {
+		b, err := os.ReadFile(filepath.Join(s.Dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(otherDir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inOther := func(args ...string) Result {
+		return s.Run(RunOpts{Dir: otherDir}, "docker", append(append([]string{"echobackup"}, s.ProjectArgs()...), args...)...)
+	}
+	r = inOther("schedule", "install", "--at", "04:00")
+	if now, _ := readCrontab(t); r.Code != 0 || len(ourLines(now)) != 2 || !strings.Contains(now, lines[0]+"\n") ||
+		!strings.Contains(r.Stdout, "in "+s.Dir+" has its own entry") {
+		t.Errorf("install in a second folder of project %s: exit %d\n%s%s\ncrontab:\n%s", s.Name, r.Code, r.Stdout, r.Stderr, now)
+	}
+	if r := inOther("schedule", "remove"); r.Code != 0 || !strings.Contains(r.Stdout, "Removed the schedule") {
+		t.Errorf("remove in the second folder: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if now, _ := readCrontab(t); now != after {
+		t.Errorf("remove in the second folder left\n%s\nwant\n%s", now, after)
 	}
 
 	// Runs never overlap: with the lock held, a run does nothing and pings nothing.
@@ -340,6 +386,9 @@ func TestScheduleCron(t *testing.T) {
 	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "schedule", "remove")...)
 	if code != 0 || !strings.Contains(out, "Removed the schedule") {
 		t.Fatalf("schedule remove: exit %d: %s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir, "backups", ".schedule.ping")); !os.IsNotExist(err) {
+		t.Errorf("remove left the ping URL in the backup folder: %v", err)
 	}
 	if now, exists := readCrontab(t); now != before || exists != existed {
 		t.Errorf("after remove the crontab is %q (exists %v), before install %q (exists %v)", now, exists, before, existed)

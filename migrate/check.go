@@ -57,25 +57,28 @@ func (t *Target) checkMajor(ctx context.Context, sourceServer string) error {
 }
 
 // occupied lists what the target already holds: a database with tables, or a data folder or
-// volume that is not empty. A database volume whose server is not running counts, since its
-// tables cannot be seen without starting it.
+// volume that is not empty. When the tables cannot be read (a server that is not running, or
+// one set up with another user, which holds data for sure) the target counts as holding data,
+// and the database's volume is looked into to say what.
 func (t *Target) occupied(ctx context.Context) ([]string, error) {
 	var found []string
 	db, dbErr := t.Plan.DatabaseContainer()
+	unread := ""
 	if dbErr == nil {
 		pg := postgres.Target{API: t.API, Container: db.ID, User: t.Plan.Database.User,
 			Database: t.Plan.Database.Name, Password: t.Plan.Database.Password}
 		tables, err := pg.CountRows(ctx)
-		if err != nil && !strings.Contains(err.Error(), "does not exist") {
-			return nil, fmt.Errorf("reading the tables of database %q on context %q: %w", t.Plan.Database.Name, t.Context, err)
-		}
-		if len(tables) > 0 {
+		switch {
+		case err == nil && len(tables) > 0:
 			found = append(found, fmt.Sprintf("database %q (%d tables)", t.Plan.Database.Name, len(tables)))
+		case err != nil && !databaseMissing(err, t.Plan.Database.Name):
+			unread = oneLine(err.Error())
+			found = append(found, fmt.Sprintf("database %q, whose tables could not be read (%s)", t.Plan.Database.Name, unread))
 		}
 	}
 	for _, it := range t.Plan.Items {
-		stopped := it.Role == compose.RoleDatabase && dbErr != nil
-		if !stopped && (it.Role != compose.RoleData || !it.Backup) {
+		ofDB := it.Role == compose.RoleDatabase && (dbErr != nil || unread != "")
+		if !ofDB && (it.Role != compose.RoleData || !it.Backup) {
 			continue
 		}
 		full, err := t.notEmpty(ctx, it)
@@ -83,13 +86,27 @@ func (t *Target) occupied(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		switch {
-		case full && stopped:
+		case full && dbErr != nil && ofDB:
 			found = append(found, fmt.Sprintf("%s %s of the database, which is not running", it.Kind, it.Source))
+		case full && ofDB:
+			found = append(found, fmt.Sprintf("%s %s of the database", it.Kind, it.Source))
 		case full:
 			found = append(found, it.Kind+" "+it.Source)
 		}
 	}
 	return found, nil
+}
+
+// databaseMissing is true for PostgreSQL's answer that the project's database does not exist
+// (a server set up without it), and only for that: `role "x" does not exist` means a server
+// set up by another user, which holds data.
+func databaseMissing(err error, name string) bool {
+	return strings.Contains(err.Error(), `database "`+name+`" does not exist`)
+}
+
+// oneLine fits psql's multi-line error into the list of what the target holds.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
 }
 
 // notEmpty looks into a data folder or volume through a read-only helper on the target. A

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/retention"
@@ -75,7 +79,11 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 	if err != nil {
 		return err
 	}
-	res, err := pruneBackups(ctx, dockerCli, backup.Dir(opts.dir, project.WorkingDir), project.Name, opts.policy, opts.dryRun)
+	res, err := pruneBackups(ctx, dockerCli, backup.Dir(opts.dir, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
+	if res == nil {
+		// Nothing was decided (the lock or the folder failed): no table, no JSON null.
+		return err
+	}
 	if opts.format == formatJSON {
 		if jerr := writeJSON(dockerCli.Out(), res); jerr != nil && err == nil {
 			err = jerr
@@ -115,10 +123,12 @@ func (r *pruneResult) summary() string {
 	return fmt.Sprintf("Removed %d of %d backups in %s, kept %d", r.Removed, len(r.Backups), r.Dir, r.Kept)
 }
 
-// pruneBackups applies the policy to the project's complete backups in dir. backup.List returns only
-// archives whose manifest reads and names this project, so partial, damaged and foreign files
-// never reach the policy. It stops at the first file it cannot remove.
-func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project string, p retention.Policy, dryRun bool) (*pruneResult, error) {
+// pruneBackups applies the policy to the deployment's complete backups in dir. backup.List returns
+// only archives whose manifest reads and names this project, so partial, damaged and foreign files
+// never reach the policy; those another deployment of the same name took (a shared
+// $ECHOBACKUP_DIR or NFS folder) are listed as kept and never counted. It stops at the first file
+// it cannot remove.
+func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project, workingDir string, p retention.Policy, dryRun bool) (*pruneResult, error) {
 	if !dryRun {
 		// A restore may be reading the newest backup, a save committing the next one.
 		unlock, err := lockBackups(ctx, dockerCli, dir)
@@ -126,21 +136,34 @@ func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project strin
 			return nil, err
 		}
 		defer unlock()
+		removeStaleSpools(dockerCli.Err(), dir, time.Now())
 	}
 	entries, err := backup.List(dir, project)
 	if err != nil {
 		return nil, fmt.Errorf("pruning the backups of project %q: %w", project, err)
 	}
-	items := make([]retention.Item, len(entries))
-	paths := map[string]string{}
-	for i, e := range entries {
-		items[i] = retention.Item{Name: e.Name, Created: e.Created, Pinned: e.Pinned,
-			Verified: e.Verified != nil && e.Verified.OK}
-		paths[e.Name] = e.Path
-	}
+	here := thisDeployment(workingDir)
+	var items []retention.Item
+	byName := map[string]backup.Entry{}
 	res := &pruneResult{Dir: dir, Policy: p, DryRun: dryRun, Backups: []prunedBackup{}}
-	for _, d := range retention.Apply(items, p, time.Local) {
-		b := prunedBackup{Name: d.Name, Path: paths[d.Name], Created: d.Created, Action: "keep", Why: d.Reasons}
+	for _, e := range entries {
+		if other := here.other(e.Manifest); other != "" {
+			res.Backups = append(res.Backups, prunedBackup{Name: e.Name, Path: e.Path, Created: e.Created,
+				Action: "keep", Why: []string{"another deployment (" + other + ")"}})
+			res.Kept++
+			continue
+		}
+		items = append(items, retention.Item{Name: e.Name, Created: e.Created, Pinned: e.Pinned,
+			Verified: e.Verified != nil && e.Verified.OK})
+		byName[e.Name] = e
+	}
+	for _, d := range retention.Apply(items, p, time.Now()) {
+		e := byName[d.Name]
+		if d.Future {
+			fmt.Fprintf(dockerCli.Err(), "WARNING: %s is dated %s, in the future: it is kept and counted in no period; "+
+				"check the clock of host %q, which took it\n", d.Name, d.Created.Local().Format(time.DateTime), e.Manifest.Host)
+		}
+		b := prunedBackup{Name: d.Name, Path: e.Path, Created: d.Created, Action: "keep", Why: d.Reasons}
 		switch {
 		case d.Keep:
 			res.Kept++
@@ -149,6 +172,7 @@ func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project strin
 		default:
 			if err := backup.Remove(b.Path); err != nil {
 				res.Backups = append(res.Backups, b)
+				res.sort()
 				return res, fmt.Errorf("pruning the backups of project %q: %w", project, err)
 			}
 			b.Action = "remove"
@@ -156,7 +180,47 @@ func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project strin
 		}
 		res.Backups = append(res.Backups, b)
 	}
+	res.sort()
 	return res, nil
+}
+
+// sort puts another deployment's backups among ours, newest first.
+func (r *pruneResult) sort() {
+	sort.SliceStable(r.Backups, func(i, j int) bool { return r.Backups[i].Created.After(r.Backups[j].Created) })
+}
+
+// deployment is where prune runs: this host, and the project's folder.
+type deployment struct {
+	host, workingDir string
+}
+
+func thisDeployment(workingDir string) deployment {
+	host, _ := os.Hostname()
+	return deployment{host: host, workingDir: workingDir}
+}
+
+// other is "host:folder" of a backup another deployment took, "" for one of ours. Backups
+// copied from another host (the source's, after a migration) are another deployment too: they
+// stay until the user removes them, which is the safe side.
+func (d deployment) other(m *archive.Manifest) string {
+	if m.Host == d.host && m.Host != "" && sameDir(m.Project.WorkingDir, d.workingDir) {
+		return ""
+	}
+	return m.Host + ":" + m.Project.WorkingDir
+}
+
+// sameDir compares folders as written, then as resolved: a project reached through a symlink
+// is the same deployment.
+func sameDir(a, b string) bool {
+	if a == "" || b == "" {
+		return false
+	}
+	if filepath.Clean(a) == filepath.Clean(b) {
+		return true
+	}
+	ra, errA := filepath.EvalSymlinks(a)
+	rb, errB := filepath.EvalSymlinks(b)
+	return errA == nil && errB == nil && ra == rb
 }
 
 func printPruned(out io.Writer, res *pruneResult) {

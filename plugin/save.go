@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -56,6 +57,12 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) error
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
+	if opts.prune && opts.output == stdStream {
+		// The archive leaves through stdout and its spool is removed: nothing lands in a folder
+		// that a prune could bound, and pruning the default folder would surprise.
+		return cli.StatusError{StatusCode: exitUsage, Status: "--prune cannot be used with --output -: " +
+			"the archive goes to stdout, not into the backup folder; run prune where the archives are kept"}
+	}
 	if err := checkPolicy(opts.policy); opts.prune && err != nil {
 		return err
 	}
@@ -93,7 +100,7 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) error
 	if err := printSaved(dockerCli.Out(), res, opts); err != nil || !opts.prune {
 		return err
 	}
-	pruned, err := pruneBackups(ctx, dockerCli, filepath.Dir(res.Path), plan.Name, opts.policy, false)
+	pruned, err := pruneBackups(ctx, dockerCli, filepath.Dir(res.Path), plan.Name, plan.WorkingDir, opts.policy, false)
 	if err != nil {
 		return err
 	}

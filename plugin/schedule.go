@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,13 +24,9 @@ import (
 	"github.com/echo-backup/echo-backup/schedule"
 )
 
-// pingEnv carries the ping URL to the scheduled run: an environment variable is readable by the
-// user only, a command-line argument by everyone on the machine.
+// pingEnv gives a run the ping URL in place of the one install kept in the backup folder (and
+// is how entries from before that carried it).
 const pingEnv = "ECHOBACKUP_PING_URL"
-
-// dockerEnv is what the docker CLI reads from the environment to find its engine and plugins;
-// cron starts jobs with almost none, so the entry carries the values set at install time.
-var dockerEnv = []string{"DOCKER_CONFIG", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"}
 
 type scheduleOptions struct {
 	*projectOptions
@@ -115,7 +110,8 @@ func scheduleRunCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
-	f.StringVar(&opts.ping, "ping", os.Getenv(pingEnv), "Dead-man's switch URL (default: $"+pingEnv+")")
+	// No default from the environment: help would print the URL.
+	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (default: $"+pingEnv+", else the one install kept in the backup folder)")
 	addPolicyFlags(f, &opts.policy)
 	return cmd
 }
@@ -146,10 +142,13 @@ func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts schedul
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("scheduling project %q: creating the backup folder: %w", project.Name, err)
+	if err := backup.PrepareDir(dir); err != nil {
+		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 	}
 	job, err := scheduledJob(dockerCli, opts, project, dir)
+	if err == nil {
+		err = schedule.Prepare(dir, opts.ping)
+	}
 	if err != nil {
 		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 	}
@@ -157,7 +156,7 @@ func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts schedul
 		return installTimer(ctx, dockerCli.Out(), expr, job)
 	}
 	// One schedule per project: a timer from an earlier install --systemd goes.
-	if _, err := schedule.RemoveTimer(ctx, project.Name); err != nil {
+	if _, err := schedule.RemoveTimer(ctx, project.Name, project.WorkingDir); err != nil {
 		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 	}
 	line, err := schedule.Line(expr, job)
@@ -171,73 +170,63 @@ func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts schedul
 	if err != nil {
 		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 	}
-	if updated := schedule.Put(text, project.Name, line); updated != text {
+	old, replaced := schedule.Find(text, project.Name, project.WorkingDir)
+	if updated := schedule.Put(text, project.Name, project.WorkingDir, line); updated != text {
 		if err := schedule.WriteCrontab(ctx, updated); err != nil {
 			return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 		}
 	}
+	if replaced && old.Dir != "" && old.Dir != dir {
+		forgetPing(dockerCli.Err(), old.Dir)
+	}
 	fmt.Fprintf(dockerCli.Out(), "Scheduled project %s in your crontab: %s (next run %s)\nLog: %s\n",
-		project.Name, expr, expr.Next(time.Now()).Format("2006-01-02 15:04 MST"), job.Log)
+		project.Name, expr, nextText(expr), job.Log)
+	printOthers(dockerCli.Out(), schedule.Others(text, project.Name, project.WorkingDir))
 	if !cronRunning() {
 		fmt.Fprintln(dockerCli.Err(), "WARNING: no cron daemon runs on this machine: the entry will not run until one does")
 	}
 	return nil
 }
 
-// scheduledJob is the command line cron runs: absolute paths for the docker CLI, the compose
-// files and the backup folder, and the environment that found the engine at install time.
+// scheduledJob is the command line cron runs, for the project as install loaded it.
 func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Project, dir string) (schedule.Job, error) {
 	docker, err := dockerPath()
 	if err != nil {
 		return schedule.Job{}, err
 	}
-	argv := []string{docker, "echobackup", "--project-directory", project.WorkingDir, "-p", project.Name}
-	for _, f := range project.ComposeFiles {
-		argv = append(argv, "-f", f)
+	job, err := schedule.BuildJob(schedule.Spec{Docker: docker, Project: project.Name, Folder: project.WorkingDir,
+		ComposeFiles: project.ComposeFiles, EnvFiles: opts.EnvFiles, Profiles: opts.Profiles, DBService: opts.dbService,
+		Dir: dir, Policy: opts.policy, Context: dockerCli.CurrentContext(), Getenv: os.Getenv})
+	if err != nil {
+		return schedule.Job{}, err
 	}
-	for _, f := range opts.EnvFiles {
-		abs, err := filepath.Abs(f)
-		if err != nil {
-			return schedule.Job{}, err
-		}
-		argv = append(argv, "--env-file", abs)
-	}
-	profiles := append([]string{}, opts.Profiles...)
-	if env := os.Getenv("COMPOSE_PROFILES"); env != "" {
-		profiles = append(profiles, strings.Split(env, ",")...)
-	}
-	for _, p := range profiles {
-		argv = append(argv, "--profile", p)
-	}
-	if opts.dbService != "" {
-		argv = append(argv, "--db-service", opts.dbService)
-	}
-	pol := opts.policy
-	argv = append(argv, "schedule", "run", "-o", dir,
-		"--keep-last", strconv.Itoa(pol.Last), "--keep-daily", strconv.Itoa(pol.Daily),
-		"--keep-weekly", strconv.Itoa(pol.Weekly), "--keep-monthly", strconv.Itoa(pol.Monthly))
-	env := map[string]string{}
-	for _, k := range dockerEnv {
-		if v := os.Getenv(k); v != "" {
-			env[k] = v
-		}
-	}
-	if v := env["DOCKER_CONFIG"]; v != "" {
-		if env["DOCKER_CONFIG"], err = filepath.Abs(v); err != nil {
-			return schedule.Job{}, err
-		}
-	}
-	// A context chosen with `docker context use` lives in the config; one chosen with --context
-	// for this command only must be carried.
-	if name := dockerCli.CurrentContext(); name != "" && name != "default" && env["DOCKER_HOST"] == "" {
-		env["DOCKER_CONTEXT"] = name
-	}
-	job := schedule.Job{Project: project.Name, Dir: dir, Log: schedule.LogPath(dir), Env: env, Argv: argv}
 	if opts.ping != "" {
-		env[pingEnv] = opts.ping
 		job.Ping = schedule.Redact(opts.ping)
 	}
 	return job, nil
+}
+
+// nextText is when the entry runs next, for install's output.
+func nextText(expr schedule.Expr) string {
+	next := expr.Next(time.Now())
+	if next.IsZero() {
+		return "never: no such date within five years"
+	}
+	return next.Format("2006-01-02 15:04 MST")
+}
+
+// printOthers says which projects of the same name in other folders keep their own entries.
+func printOthers(out io.Writer, others []schedule.Entry) {
+	for _, o := range others {
+		fmt.Fprintf(out, "Project %s in %s has its own entry, which stays: %s\n", o.Project, o.Folder, o.Expr)
+	}
+}
+
+// forgetPing removes the ping URL that install kept in a backup folder no entry uses now.
+func forgetPing(errOut io.Writer, dir string) {
+	if err := schedule.SavePing(dir, ""); err != nil {
+		fmt.Fprintf(errOut, "WARNING: %v\n", err)
+	}
 }
 
 // dockerPath is the docker CLI by absolute path: the one in PATH, else the one running us.
@@ -290,7 +279,7 @@ func runScheduleStatus(ctx context.Context, dockerCli command.Cli, opts schedule
 		return err
 	}
 	st := scheduleStatus{Project: project.Name, Dir: backup.Dir("", project.WorkingDir), CronDaemon: cronRunning()}
-	entry, kind, err := findSchedule(ctx, project.Name)
+	entry, kind, err := findSchedule(ctx, project.Name, project.WorkingDir)
 	if err != nil {
 		return err
 	}
@@ -316,15 +305,15 @@ func runScheduleStatus(ctx context.Context, dockerCli command.Cli, opts schedule
 }
 
 // findSchedule looks in the crontab, then among the systemd user units.
-func findSchedule(ctx context.Context, project string) (*schedule.Entry, string, error) {
+func findSchedule(ctx context.Context, project, folder string) (*schedule.Entry, string, error) {
 	text, _, err := schedule.ReadCrontab(ctx)
 	if err != nil && !errors.Is(err, schedule.ErrNoCrontab) {
 		return nil, "", err
 	}
-	if e, ok := schedule.Find(text, project); ok {
+	if e, ok := schedule.Find(text, project, folder); ok {
 		return &e, "crontab", nil
 	}
-	if e, ok := schedule.FindTimer(project); ok {
+	if e, ok := schedule.FindTimer(project, folder); ok {
 		return &e, "systemd", nil
 	}
 	return nil, "", nil
@@ -365,26 +354,32 @@ func runScheduleRemove(ctx context.Context, dockerCli command.Cli, opts schedule
 	if err != nil {
 		return err
 	}
-	removed := false
+	name, folder := project.Name, project.WorkingDir
+	var removed []schedule.Entry
 	text, _, err := schedule.ReadCrontab(ctx)
 	switch {
 	case errors.Is(err, schedule.ErrNoCrontab):
 	case err != nil:
-		return fmt.Errorf("removing the schedule of project %q: %w", project.Name, err)
+		return fmt.Errorf("removing the schedule of project %q: %w", name, err)
 	default:
-		if updated, found := schedule.Delete(text, project.Name); found {
+		if e, found := schedule.Find(text, name, folder); found {
+			updated, _ := schedule.Delete(text, name, folder)
 			if err := schedule.WriteCrontab(ctx, updated); err != nil {
-				return fmt.Errorf("removing the schedule of project %q: %w", project.Name, err)
+				return fmt.Errorf("removing the schedule of project %q: %w", name, err)
 			}
-			removed = true
+			removed = append(removed, e)
 		}
 	}
-	if found, err := schedule.RemoveTimer(ctx, project.Name); err != nil {
-		return fmt.Errorf("removing the schedule of project %q: %w", project.Name, err)
-	} else if found {
-		removed = true
+	if e, found := schedule.FindTimer(name, folder); found {
+		if _, err := schedule.RemoveTimer(ctx, name, folder); err != nil {
+			return fmt.Errorf("removing the schedule of project %q: %w", name, err)
+		}
+		removed = append(removed, e)
 	}
-	if !removed {
+	for _, e := range removed {
+		forgetPing(dockerCli.Err(), e.Dir)
+	}
+	if len(removed) == 0 {
 		fmt.Fprintf(dockerCli.Out(), "No schedule for project %s\n", project.Name)
 		return nil
 	}
@@ -399,61 +394,41 @@ func installTimer(ctx context.Context, out io.Writer, expr schedule.Expr, job sc
 	}
 	// One schedule per project: a crontab entry from an earlier install goes.
 	if text, _, err := schedule.ReadCrontab(ctx); err == nil {
-		if updated, found := schedule.Delete(text, job.Project); found {
+		if updated, found := schedule.Delete(text, job.Project, job.Folder); found {
 			if err := schedule.WriteCrontab(ctx, updated); err != nil {
 				return fmt.Errorf("scheduling project %q: %w", job.Project, err)
 			}
 		}
 	}
 	fmt.Fprintf(out, "Scheduled project %s with the systemd user timer %s: %s (next run %s)\nLog: %s\n",
-		job.Project, unit, expr, expr.Next(time.Now()).Format("2006-01-02 15:04 MST"), job.Log)
+		job.Project, unit, expr, nextText(expr), job.Log)
 	return nil
 }
 
 // runScheduled is the job itself. Its stdout and stderr are the log (the entry appends them
-// there), so every line carries the time.
+// there).
 func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
-	logf := func(format string, args ...any) {
-		fmt.Fprintf(dockerCli.Err(), time.Now().Format(time.RFC3339)+" "+format+"\n", args...)
-	}
 	if opts.dir == "" || !filepath.IsAbs(opts.dir) {
 		return cli.StatusError{StatusCode: exitUsage, Status: "schedule run needs -o with the backup folder's absolute path"}
 	}
-	if err := os.MkdirAll(opts.dir, 0o700); err != nil {
-		return err
+	url := opts.ping
+	if url == "" {
+		url = os.Getenv(pingEnv)
 	}
-	// A manual save or restore holds the same lock: the nightly run skips rather than queue.
-	unlock, err := backup.TryLock(opts.dir)
-	if err != nil {
-		// The run that holds the lock pings its own result.
-		logf("skipped: %v", err)
-		return cli.StatusError{StatusCode: 1, Status: "scheduled run skipped"}
-	}
-	defer unlock()
-	ping := schedule.Ping{URL: opts.ping}
-	run := schedule.Run{Started: time.Now().UTC()}
-	logf("started: save, verify and prune into %s", opts.dir)
-	if err := ping.Start(ctx); err != nil {
-		logf("WARNING: %v", err)
-	}
-	run.Summary, run.Backup, err = scheduledWork(ctx, dockerCli, opts)
-	run.Finished, run.OK = time.Now().UTC(), err == nil
-	if err != nil {
-		run.Error = err.Error()
-	}
-	if werr := schedule.WriteLast(opts.dir, run); werr != nil {
-		logf("WARNING: %v", werr)
-	}
-	if err != nil {
-		logf("FAILED: %v", err)
-		if perr := ping.Fail(ctx, err.Error()); perr != nil {
-			logf("WARNING: %v", perr)
+	if url == "" {
+		var err error
+		if url, err = schedule.ReadPing(opts.dir); err != nil {
+			fmt.Fprintf(dockerCli.Err(), "%s WARNING: %v\n", time.Now().Format(time.RFC3339), err)
 		}
-		return cli.StatusError{StatusCode: 1, Status: "scheduled run failed"}
 	}
-	logf("OK: %s", run.Summary)
-	if perr := ping.Success(ctx, run.Summary); perr != nil {
-		logf("WARNING: %v", perr)
+	err := schedule.RunJob(ctx, opts.dir, schedule.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context) (string, string, error) {
+		return scheduledWork(ctx, dockerCli, opts)
+	})
+	switch {
+	case errors.Is(err, schedule.ErrSkipped):
+		return cli.StatusError{StatusCode: 1, Status: "scheduled run skipped"}
+	case err != nil:
+		return cli.StatusError{StatusCode: 1, Status: "scheduled run failed"}
 	}
 	return nil
 }
@@ -470,7 +445,7 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	if err != nil {
 		return "", "", err
 	}
-	pruned, err := pruneBackups(ctx, dockerCli, opts.dir, plan.Name, opts.policy, false)
+	pruned, err := pruneBackups(ctx, dockerCli, opts.dir, plan.Name, plan.WorkingDir, opts.policy, false)
 	if err != nil {
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
 	}

@@ -6,7 +6,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"time"
 
 	"github.com/docker/cli/cli/command"
 
@@ -29,10 +32,11 @@ func spoolDir(dockerCli command.Cli, dir string) (string, func(), error) {
 		return "", nil, &compose.UserError{Err: fmt.Errorf("refusing to write an archive to a terminal: " +
 			"pipe `save --output -` into a command or a file")}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("creating backup folder: %w", err)
+	if err := backup.PrepareDir(dir); err != nil {
+		return "", nil, err
 	}
-	tmp, err := os.MkdirTemp(dir, ".stdout-*.partial")
+	tidySpools(dockerCli, dir)
+	tmp, err := os.MkdirTemp(dir, spoolOut+"*.partial")
 	if err != nil {
 		return "", nil, fmt.Errorf("creating a spool folder in %s: %w", dir, err)
 	}
@@ -70,10 +74,11 @@ func spoolStdin(ctx context.Context, dockerCli command.Cli, dir string, noPrompt
 		return "", nil, &compose.UserError{Err: fmt.Errorf("`restore -` reads an archive from stdin, which is a terminal: " +
 			"pipe one in, e.g. `docker echobackup save --output - | ssh HOST docker echobackup restore - --yes`")}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, fmt.Errorf("creating backup folder: %w", err)
+	if err := backup.PrepareDir(dir); err != nil {
+		return "", nil, err
 	}
-	f, err := os.CreateTemp(dir, ".stdin-*"+backup.Ext+".partial")
+	tidySpools(dockerCli, dir)
+	f, err := os.CreateTemp(dir, spoolIn+"*"+backup.Ext+".partial")
 	if err != nil {
 		return "", nil, fmt.Errorf("creating a spool file in %s: %w", dir, err)
 	}
@@ -100,4 +105,75 @@ func (r readerCtx) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return r.r.Read(p)
+}
+
+// The spools' name prefixes; both end in ".partial", so list and latest never see them.
+const (
+	spoolOut = ".stdout-"
+	spoolIn  = ".stdin-"
+)
+
+// staleSpool is the age at which a spool is a leftover of a killed save or restore. A spool in
+// use is younger (its file is being written), or open, and an open file removed stays readable.
+const staleSpool = 24 * time.Hour
+
+// tidySpools removes stale spools before a stream adds its own, if the folder's lock is free:
+// housekeeping never waits for another command.
+func tidySpools(dockerCli command.Cli, dir string) {
+	unlock, err := backup.TryLock(dir)
+	if err != nil {
+		return
+	}
+	defer unlock()
+	removeStaleSpools(dockerCli.Err(), dir, time.Now())
+}
+
+// removeStaleSpools removes the spool files and folders in dir that nothing touched for a day
+// and says so on stderr. The caller holds dir's lock. A failure is told, never fatal: the
+// command at hand does not depend on it.
+func removeStaleSpools(stderr io.Writer, dir string, now time.Time) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".partial") || !strings.HasPrefix(name, spoolOut) && !strings.HasPrefix(name, spoolIn) {
+			continue
+		}
+		path := filepath.Join(dir, name)
+		last, err := lastWrite(path)
+		if err != nil || now.Sub(last) < staleSpool {
+			continue
+		}
+		if err := os.RemoveAll(path); err != nil {
+			fmt.Fprintf(stderr, "WARNING: removing %s, left by a stream that did not finish: %v\n", path, err)
+			continue
+		}
+		fmt.Fprintf(stderr, "Removed %s, left %s ago by a save --output - or restore - that did not finish\n",
+			path, now.Sub(last).Round(time.Hour))
+	}
+}
+
+// lastWrite is when path, or anything directly inside it, was last written: a spool folder's
+// own time stops changing once its archive file is created.
+func lastWrite(path string) (time.Time, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	last := st.ModTime()
+	if !st.IsDir() {
+		return last, nil
+	}
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	for _, e := range ents {
+		if info, err := e.Info(); err == nil && info.ModTime().After(last) {
+			last = info.ModTime()
+		}
+	}
+	return last, nil
 }

@@ -48,7 +48,20 @@ type Decision struct {
 	Item
 	Keep    bool
 	Reasons []string
+	// Future is true for a backup dated after now (a wrong clock): it is kept and left out of
+	// the counting, so it cannot hold a period's slot for years.
+	Future bool
 }
+
+// ClockSkew is how far after now a backup may be dated and still be counted: a clock stepped
+// back by NTP must not make the backup just taken "future".
+const ClockSkew = 5 * time.Minute
+
+// Reasons a Decision can carry besides the rules' own.
+const (
+	ReasonFuture  = "dated in the future"
+	ReasonOutside = "outside the policy"
+)
 
 type rule struct {
 	name   string
@@ -56,11 +69,13 @@ type rule struct {
 	period func(t time.Time, i int) string
 }
 
-// Apply decides for every item, newest first; periods are counted in loc (cron's time zone).
-func Apply(items []Item, p Policy, loc *time.Location) []Decision {
+// Apply decides for every item, newest first. Periods are counted in now's location (cron's
+// time zone); a backup dated after now is kept and counted in no period.
+func Apply(items []Item, p Policy, now time.Time) []Decision {
+	loc := now.Location()
 	out := make([]Decision, len(items))
 	for i, it := range items {
-		out[i] = Decision{Item: it}
+		out[i] = Decision{Item: it, Future: it.Created.After(now.Add(ClockSkew))}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Created.After(out[j].Created) })
 	rules := []*rule{
@@ -73,13 +88,20 @@ func Apply(items []Item, p Policy, loc *time.Location) []Decision {
 		{"monthly", p.Monthly, func(t time.Time, _ int) string { return t.Format("2006-01") }},
 	}
 	seen := make([]string, len(rules))
+	n := 0 // the item's place among those counted
 	for i := range out {
 		d := &out[i]
+		if d.Future {
+			d.Keep = true
+			d.Reasons = append(d.Reasons, ReasonFuture)
+			continue
+		}
+		n++
 		for r, ru := range rules {
 			if ru.count == 0 {
 				continue
 			}
-			period := ru.period(d.Created.In(loc), i)
+			period := ru.period(d.Created.In(loc), n-1)
 			if seen[r] == period {
 				continue
 			}
@@ -87,7 +109,7 @@ func Apply(items []Item, p Policy, loc *time.Location) []Decision {
 			ru.count--
 			d.Keep = true
 			if ru.name == "last" {
-				d.Reasons = append(d.Reasons, fmt.Sprintf("last %d of %d", i+1, p.Last))
+				d.Reasons = append(d.Reasons, fmt.Sprintf("last %d of %d", n, p.Last))
 			} else {
 				d.Reasons = append(d.Reasons, ru.name+" "+period)
 			}
@@ -96,7 +118,7 @@ func Apply(items []Item, p Policy, loc *time.Location) []Decision {
 	protect(out)
 	for i := range out {
 		if !out[i].Keep {
-			out[i].Reasons = []string{"outside the policy"}
+			out[i].Reasons = []string{ReasonOutside}
 		}
 	}
 	return out
@@ -112,7 +134,8 @@ func protect(out []Decision) {
 			d.Keep = true
 			d.Reasons = append(d.Reasons, "pinned ("+d.Pinned+")")
 		}
-		if d.Verified && !verified {
+		// A future-dated backup is kept anyway; the newest verified one must be a real one.
+		if d.Verified && !verified && !d.Future {
 			verified = true
 			d.Keep = true
 			d.Reasons = append(d.Reasons, "newest verified")

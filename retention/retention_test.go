@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// now is the day after the newest of sixtyDays.
+var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
 // sixtyDays is one backup a night at 03:00 UTC from 2026-09-27 to 2026-11-25, newest last.
 func sixtyDays() []Item {
 	newest := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
@@ -40,7 +43,7 @@ func reasons(ds []Decision) map[string]string {
 }
 
 func TestSixtyDailies(t *testing.T) {
-	ds := Apply(sixtyDays(), Policy{Daily: 7, Weekly: 4, Monthly: 3}, time.UTC)
+	ds := Apply(sixtyDays(), Policy{Daily: 7, Weekly: 4, Monthly: 3}, now)
 	// 2026-11-25 is a Wednesday in ISO week 48; the Sundays before end weeks 47, 46, 45.
 	want := []string{"2026-09-30", "2026-10-31", "2026-11-08", "2026-11-15",
 		"2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25"}
@@ -69,11 +72,11 @@ func TestLastCountsEveryBackup(t *testing.T) {
 	for i := 0; i < 5; i++ { // five the same day
 		items = append(items, Item{Name: fmt.Sprint(i), Created: base.Add(time.Duration(i) * time.Hour)})
 	}
-	if got := kept(Apply(items, Policy{Last: 2}, time.UTC)); !reflect.DeepEqual(got, []string{"3", "4"}) {
+	if got := kept(Apply(items, Policy{Last: 2}, now)); !reflect.DeepEqual(got, []string{"3", "4"}) {
 		t.Errorf("keep-last 2 kept %v", got)
 	}
 	// Daily keeps the newest of the day only.
-	if got := kept(Apply(items, Policy{Daily: 3}, time.UTC)); !reflect.DeepEqual(got, []string{"4"}) {
+	if got := kept(Apply(items, Policy{Daily: 3}, now)); !reflect.DeepEqual(got, []string{"4"}) {
 		t.Errorf("keep-daily 3 on one day kept %v", got)
 	}
 }
@@ -88,10 +91,10 @@ func TestZone(t *testing.T) {
 		{Name: "a", Created: time.Date(2026, 6, 1, 21, 0, 0, 0, time.UTC)},
 		{Name: "b", Created: time.Date(2026, 6, 1, 23, 30, 0, 0, time.UTC)},
 	}
-	if got := kept(Apply(items, Policy{Daily: 5}, time.UTC)); !reflect.DeepEqual(got, []string{"b"}) {
+	if got := kept(Apply(items, Policy{Daily: 5}, now)); !reflect.DeepEqual(got, []string{"b"}) {
 		t.Errorf("UTC kept %v", got)
 	}
-	if got := kept(Apply(items, Policy{Daily: 5}, berlin)); !reflect.DeepEqual(got, []string{"a", "b"}) {
+	if got := kept(Apply(items, Policy{Daily: 5}, now.In(berlin))); !reflect.DeepEqual(got, []string{"a", "b"}) {
 		t.Errorf("Berlin kept %v", got)
 	}
 }
@@ -100,7 +103,7 @@ func TestPinnedAndNewestVerifiedStay(t *testing.T) {
 	items := sixtyDays()
 	items[3].Pinned = "pre-restore"                    // 2026-09-30
 	items[10].Verified, items[5].Verified = true, true // only the newer (10) is protected
-	ds := Apply(items, Policy{Last: 1}, time.UTC)
+	ds := Apply(items, Policy{Last: 1}, now)
 	want := []string{items[3].Name, items[10].Name, "2026-11-25"}
 	sort.Strings(want)
 	if got := kept(ds); !reflect.DeepEqual(got, want) {
@@ -125,7 +128,31 @@ func TestCheck(t *testing.T) {
 }
 
 func TestEmpty(t *testing.T) {
-	if ds := Apply(nil, Default, time.UTC); len(ds) != 0 {
+	if ds := Apply(nil, Default, now); len(ds) != 0 {
 		t.Errorf("decisions for nothing: %v", ds)
+	}
+}
+
+// A backup dated years ahead (a wrong clock) is kept, warned about, and takes no period: the
+// real days keep all their slots, and the newest verified is a real one.
+func TestFutureTakesNoSlot(t *testing.T) {
+	items := append(sixtyDays(), Item{Name: "2029", Created: time.Date(2029, 1, 1, 3, 0, 0, 0, time.UTC), Verified: true})
+	items[50].Verified = true // 2026-11-16
+	ds := Apply(items, Policy{Last: 1, Daily: 7}, now)
+	want := []string{"2026-11-16", "2026-11-19", "2026-11-20", "2026-11-21", "2026-11-22", "2026-11-23", "2026-11-24", "2026-11-25", "2029"}
+	if got := kept(ds); !reflect.DeepEqual(got, want) {
+		t.Fatalf("kept %v\nwant %v", got, want)
+	}
+	r := reasons(ds)
+	if r["2029"] != ReasonFuture || r["2026-11-25"] != "last 1 of 1, daily 2026-11-25" || r["2026-11-16"] != "newest verified" {
+		t.Errorf("reasons: 2029 %q, 2026-11-25 %q, 2026-11-16 %q", r["2029"], r["2026-11-25"], r["2026-11-16"])
+	}
+	if !ds[0].Future || ds[1].Future {
+		t.Errorf("future flags: %v %v", ds[0].Future, ds[1].Future)
+	}
+	// A few seconds ahead is a clock that was stepped back, not a future backup.
+	soon := []Item{{Name: "just taken", Created: now.Add(time.Minute)}}
+	if ds := Apply(soon, Policy{Daily: 1}, now); ds[0].Future || ds[0].Reasons[0] != "daily 2026-11-26" {
+		t.Errorf("a backup a minute ahead: %+v", ds[0])
 	}
 }

@@ -43,7 +43,9 @@ func Parse(s string) (Expr, error) {
 	text := strings.Join(strings.Fields(s), " ")
 	spec := text
 	if strings.HasPrefix(spec, "@") {
-		a, ok := aliases[strings.ToLower(spec)]
+		// Cron reads only the lowercase spelling, so that is the one written.
+		text = strings.ToLower(text)
+		a, ok := aliases[text]
 		if !ok {
 			return Expr{}, fmt.Errorf("cron expression %q: unknown or unsupported @ alias", s)
 		}
@@ -144,25 +146,40 @@ func (e Expr) dayMatches(t time.Time) bool {
 	return dom || dow
 }
 
+// maxSteps bounds Next's search whatever the time zone does: five years of the slowest
+// search (every hour of every day, then every minute of the last hour) takes far fewer.
+const maxSteps = 1 << 20
+
 // Next is the first minute strictly after t that the expression fires, in t's location; the
 // zero time if there is none within five years (such as 30 February).
 func (e Expr) Next(t time.Time) time.Time {
 	loc := t.Location()
 	t = t.Truncate(time.Minute).Add(time.Minute)
 	end := t.AddDate(5, 0, 0)
-	for t.Before(end) {
+	for i := 0; i < maxSteps && t.Before(end); i++ {
+		var next time.Time
 		switch {
 		case !has(e.month, int(t.Month())):
-			t = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
+			next = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
 		case !e.dayMatches(t):
-			t = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
+			next = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
 		case !has(e.hour, t.Hour()):
-			t = time.Date(t.Year(), t.Month(), t.Day(), t.Hour()+1, 0, 0, 0, loc)
+			next = time.Date(t.Year(), t.Month(), t.Day(), t.Hour()+1, 0, 0, 0, loc)
+			if !next.After(t) {
+				// The next hour's start is in a spring-forward gap, and Go answers with a time
+				// before it (02:00 in New York on the change day is 01:00 EST): an hour of
+				// real time later is past the gap.
+				next = t.Add(time.Hour - time.Duration(t.Minute())*time.Minute)
+			}
 		case !has(e.minute, t.Minute()):
-			t = t.Add(time.Minute)
+			next = t.Add(time.Minute)
 		default:
 			return t
 		}
+		if !next.After(t) {
+			next = t.Add(time.Minute) // whatever else a zone does, every step goes forward
+		}
+		t = next
 	}
 	return time.Time{}
 }

@@ -8,13 +8,15 @@ import (
 )
 
 // Marker ends every line this package writes, so install replaces only its own line and remove
-// takes out nothing else. The JSON after it names the project and its backup folder.
+// takes out nothing else. The JSON after it names the project, its folder and its backup folder:
+// two folders may hold projects of the same name, and each keeps its own entry.
 const Marker = "# echobackup-schedule "
 
 // Job is what one scheduled entry runs: a program with its arguments and environment, its
 // output appended to Log.
 type Job struct {
 	Project string            `json:"project"`
+	Folder  string            `json:"folder"`         // the project folder
 	Dir     string            `json:"dir"`            // the backup folder: lock, log and last-run record live there
 	Ping    string            `json:"ping,omitempty"` // the ping URL, redacted, for status
 	Log     string            `json:"-"`
@@ -26,6 +28,7 @@ type Job struct {
 type Entry struct {
 	Expr    Expr
 	Project string
+	Folder  string // empty in entries written before the folder was recorded
 	Dir     string
 	Command string // the shell command as cron passes it to /bin/sh, % unescaped
 	Line    string // the line as it stands in the crontab
@@ -41,7 +44,8 @@ func Line(e Expr, j Job) (string, error) {
 	return e.String() + " " + cronEscape(ShellCommand(j)+" "+Marker+string(meta)), nil
 }
 
-// ShellCommand is the job as one /bin/sh command line.
+// ShellCommand is the job as one /bin/sh command line. The shell execs the program rather than
+// waiting for it, so its own command line does not stay in the process list during the run.
 func ShellCommand(j Job) string {
 	var b strings.Builder
 	keys := make([]string, 0, len(j.Env))
@@ -52,6 +56,7 @@ func ShellCommand(j Job) string {
 	for _, k := range keys {
 		b.WriteString(k + "=" + ShellQuote(j.Env[k]) + " ")
 	}
+	b.WriteString("exec ")
 	for i, a := range j.Argv {
 		if i > 0 {
 			b.WriteByte(' ')
@@ -77,14 +82,31 @@ func cronEscape(s string) string { return strings.ReplaceAll(s, "%", `\%`) }
 
 func cronUnescape(s string) string { return strings.ReplaceAll(s, `\%`, "%") }
 
-// Find returns the entry of project in a crontab's text; ok is false when there is none.
-func Find(crontab, project string) (Entry, bool) {
+// Is says whether the entry is the one of project in folder. An entry without a folder, from
+// before it was recorded, belongs to every folder of that name.
+func (e Entry) Is(project, folder string) bool {
+	return e.Project == project && (e.Folder == "" || e.Folder == folder)
+}
+
+// Find returns the entry of project in folder in a crontab's text; ok is false when there is none.
+func Find(crontab, project, folder string) (Entry, bool) {
 	for _, line := range strings.Split(crontab, "\n") {
-		if e, ok := parseLine(line); ok && e.Project == project {
+		if e, ok := parseLine(line); ok && e.Is(project, folder) {
 			return e, true
 		}
 	}
 	return Entry{}, false
+}
+
+// Others returns the entries of projects of the same name in other folders.
+func Others(crontab, project, folder string) []Entry {
+	var others []Entry
+	for _, line := range strings.Split(crontab, "\n") {
+		if e, ok := parseLine(line); ok && e.Project == project && !e.Is(project, folder) {
+			others = append(others, e)
+		}
+	}
+	return others
 }
 
 func parseLine(line string) (Entry, bool) {
@@ -114,17 +136,17 @@ func parseLine(line string) (Entry, bool) {
 		cmd = strings.TrimLeft(cmd, " \t")
 		cmd = cmd[strings.IndexAny(cmd+" ", " \t"):]
 	}
-	return Entry{Expr: expr, Project: meta.Project, Dir: meta.Dir, Line: line,
+	return Entry{Expr: expr, Project: meta.Project, Folder: meta.Folder, Dir: meta.Dir, Line: line,
 		Command: strings.TrimSpace(cronUnescape(cmd))}, true
 }
 
-// Put returns the crontab with project's line set to line: in place of the old one, else at
-// the end. Every other byte stays as it was.
-func Put(crontab, project, line string) string {
+// Put returns the crontab with the line of project in folder set to line: in place of the old
+// one, else at the end. Every other byte stays as it was.
+func Put(crontab, project, folder, line string) string {
 	var b strings.Builder
 	found := false
 	for _, seg := range strings.SplitAfter(crontab, "\n") {
-		if e, ok := parseLine(strings.TrimSuffix(seg, "\n")); ok && e.Project == project {
+		if e, ok := parseLine(strings.TrimSuffix(seg, "\n")); ok && e.Is(project, folder) {
 			if !found { // a second copy, from an edit by hand, is dropped
 				b.WriteString(line + "\n")
 			}
@@ -143,13 +165,13 @@ func Put(crontab, project, line string) string {
 	return out + line + "\n"
 }
 
-// Delete returns the crontab without project's line, and whether there was one. Every other
-// byte stays as it was.
-func Delete(crontab, project string) (string, bool) {
+// Delete returns the crontab without the line of project in folder, and whether there was one.
+// Every other byte stays as it was.
+func Delete(crontab, project, folder string) (string, bool) {
 	var b strings.Builder
 	found := false
 	for _, seg := range strings.SplitAfter(crontab, "\n") {
-		if e, ok := parseLine(strings.TrimSuffix(seg, "\n")); ok && e.Project == project {
+		if e, ok := parseLine(strings.TrimSuffix(seg, "\n")); ok && e.Is(project, folder) {
 			found = true
 			continue
 		}

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -41,7 +42,7 @@ func (p Ping) send(ctx context.Context, method, suffix, body string) error {
 	}
 	u, err := url.Parse(p.URL)
 	if err != nil {
-		return fmt.Errorf("ping URL: %w", err)
+		return fmt.Errorf("the ping URL is not valid: %w", withoutURL(err))
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + suffix
 	client, tries, wait := p.Client, p.Tries, p.Wait
@@ -74,14 +75,14 @@ func (p Ping) send(ctx context.Context, method, suffix, body string) error {
 func (p Ping) once(ctx context.Context, client *http.Client, method, target, body string) error {
 	req, err := http.NewRequestWithContext(ctx, method, target, strings.NewReader(body))
 	if err != nil {
-		return err
+		return withoutURL(err)
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "text/plain; charset=utf-8")
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return err
+		return withoutURL(err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
@@ -89,6 +90,16 @@ func (p Ping) once(ctx context.Context, client *http.Client, method, target, bod
 		return fmt.Errorf("%s", resp.Status)
 	}
 	return nil
+}
+
+// withoutURL drops the URL that net/url and net/http put in their errors: the message goes to
+// the log, and the URL is the secret.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // Redact hides a ping URL's path and query: with healthchecks.io the check's UUID is the only

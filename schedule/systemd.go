@@ -59,6 +59,12 @@ func InstallTimer(ctx context.Context, e Expr, j Job) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The unit's name has only the project's: a project of the same name in another folder
+	// keeps its timer, and this one uses cron.
+	if other, ok := timerOf(j.Project); ok && !other.Is(j.Project, j.Folder) {
+		return "", fmt.Errorf("the systemd timer %s.timer belongs to project %s in %s: remove it there first, or leave out --systemd",
+			UnitName(j.Project), j.Project, other.Folder)
+	}
 	if _, err := exec.LookPath("systemctl"); err != nil {
 		return "", errors.New("no systemctl: use cron (leave out --systemd)")
 	}
@@ -102,8 +108,16 @@ func InstallTimer(ctx context.Context, e Expr, j Job) (string, error) {
 	return name + ".timer", nil
 }
 
-// FindTimer reads the project's timer back from its service unit.
-func FindTimer(project string) (Entry, bool) {
+// FindTimer reads the timer of project in folder back from its service unit.
+func FindTimer(project, folder string) (Entry, bool) {
+	if e, ok := timerOf(project); ok && e.Is(project, folder) {
+		return e, true
+	}
+	return Entry{}, false
+}
+
+// timerOf reads the timer of a project of that name, whatever its folder.
+func timerOf(project string) (Entry, bool) {
 	dir, err := unitDir()
 	if err != nil {
 		return Entry{}, false
@@ -128,7 +142,7 @@ func FindTimer(project string) (Entry, bool) {
 	if err != nil {
 		return Entry{}, false
 	}
-	entry := Entry{Expr: e, Project: meta.Project, Dir: meta.Dir, Line: f.Name()}
+	entry := Entry{Expr: e, Project: meta.Project, Folder: meta.Folder, Dir: meta.Dir, Line: f.Name()}
 	for sc.Scan() {
 		if cmd, ok := strings.CutPrefix(sc.Text(), "ExecStart="); ok {
 			entry.Command = cmd
@@ -137,14 +151,15 @@ func FindTimer(project string) (Entry, bool) {
 	return entry, true
 }
 
-// RemoveTimer stops and deletes the project's timer; found is false when there was none.
-func RemoveTimer(ctx context.Context, project string) (found bool, err error) {
+// RemoveTimer stops and deletes the timer of project in folder; found is false when there was
+// none.
+func RemoveTimer(ctx context.Context, project, folder string) (found bool, err error) {
 	dir, err := unitDir()
 	if err != nil {
 		return false, nil
 	}
 	name := UnitName(project)
-	if _, err := os.Stat(filepath.Join(dir, name+".service")); err != nil {
+	if _, ok := FindTimer(project, folder); !ok {
 		return false, nil
 	}
 	if err := systemctl(ctx, "disable", "--now", name+".timer"); err != nil {
