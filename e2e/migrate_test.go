@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -306,4 +307,105 @@ func assertNoHelpers(t *testing.T, e *Engine2, s *Stack) {
 	if left := nonEmptyLines(out); len(left) > 0 {
 		t.Errorf("helper containers left on %s: %v", e, left)
 	}
+}
+
+// TestMigrateStopSource: a cutover. A migrate --stop-source that fails after the stop (the
+// target's database cannot start) starts the app here again. One that succeeds stops the app
+// here before the save, so every row a writer in its container committed while migrate ran is
+// on the target; the app here stays stopped, its database runs, and the printed command starts
+// it again.
+func TestMigrateStopSource(t *testing.T) {
+	eng := StartEngine2(t)
+	eng.LoadImage(t, pgImage)
+	src := NewStack(t, "custom")
+	src.Up()
+	tgt := eng.Stack(src)
+	src.Psql("create table guard_writes (n int primary key);")
+	running := src.runningServices(t)
+
+	broken := brokenEntrypointImage(t, src, eng)
+	w := src.startWriter(t)
+	w.waitFor(t, 10)
+	r := src.migrate(RunOpts{Env: []string{"ECHOBACKUP_PG_IMAGE=" + broken}}, "--to-context", eng.Context, "--stop-source")
+	if r.Code == 0 || !strings.Contains(r.Stderr, "starting [db]") || !regexp.MustCompile(`started .*echo.* again`).MatchString(r.Stderr) {
+		t.Fatalf("migrate --stop-source to a target whose database cannot start: want a failure starting db there that starts the app here again, got exit %d\n%s",
+			r.Code, r.Stderr)
+	}
+	w.stop(t)
+	if got := src.runningServices(t); got != running {
+		t.Fatalf("running services here after a failed migrate --stop-source: %q, want %q", got, running)
+	}
+	// The restore leaves there the database container it could not start: removed, so that
+	// the target is empty again.
+	t.Logf("on the target after the failed migrate: %s", projectOn(t, eng, src))
+	tgt.MustCompose("down", "-v")
+
+	src.Psql("truncate guard_writes;") // the writer counts from 1 again
+	w = src.startWriter(t)
+	w.waitFor(t, 20)
+	t0 := time.Now()
+	r = src.migrate(RunOpts{}, "--to-context", eng.Context, "--stop-source")
+	last := w.stop(t)
+	if r.Code != 0 {
+		t.Fatalf("migrate --stop-source: exit %d\n%s", r.Code, r.Stderr)
+	}
+	t.Logf("migrate --stop-source took %s; the writer committed %d rows:\n%s", time.Since(t0).Round(100*time.Millisecond), last, r.Stdout)
+	assertCutover(t, src, tgt, last, running)
+	start := startHint(t, r.Stdout)
+	if res := src.Run(RunOpts{}, "bash", "-c", start); res.Code != 0 {
+		t.Fatalf("the printed command %q: exit %d\n%s", start, res.Code, res.Stderr)
+	}
+	if got := src.runningServices(t); got != running {
+		t.Errorf("running services here after %q: %q, want %q", start, got, running)
+	}
+}
+
+// assertCutover: the target holds every row the writer committed and the same state as the
+// source; here only the database runs (the cache is an app service too).
+func assertCutover(t *testing.T, src, tgt *Stack, last int, running string) {
+	t.Helper()
+	rows := "select coalesce(max(n), 0), count(*) from guard_writes;"
+	here, there := src.Psql(rows), tgt.Psql(rows)
+	var max, count int
+	if _, err := fmt.Sscanf(there, "%d|%d", &max, &count); err != nil {
+		t.Fatalf("reading guard_writes on the target: %q: %v", there, err)
+	}
+	if here != there || max < last || count != max {
+		t.Errorf("guard_writes here %q, on the target %q; the writer had committed up to %d", here, there, last)
+	}
+	assertSameState(t, "target after migrate --stop-source", src.state(), tgt.state())
+	if got := src.runningServices(t); got != src.DBService {
+		t.Errorf("running services here after migrate --stop-source: %q, want only the database %q", got, src.DBService)
+	}
+	if got := tgt.runningServices(t); got != running {
+		t.Errorf("running services on the target: %q, want %q", got, running)
+	}
+}
+
+// startHint is the command migrate --stop-source prints to start the app here again.
+func startHint(t *testing.T, stdout string) string {
+	t.Helper()
+	_, after, ok := strings.Cut(stdout, "to start them again: ")
+	if !ok {
+		t.Fatalf("migrate --stop-source printed no command to start the app again:\n%s", stdout)
+	}
+	return strings.TrimSpace(strings.SplitN(after, "\n", 2)[0])
+}
+
+// brokenEntrypointImage is the test image with an entrypoint that does not exist, on both
+// engines: it passes migrate's checks (they run with their own entrypoint), but no service
+// made from it starts.
+func brokenEntrypointImage(t *testing.T, src *Stack, eng *Engine2) string {
+	t.Helper()
+	image := "echobackup-test/postgres:broken-" + randomHex(4)
+	c := "ebt-broken-" + randomHex(4)
+	t.Cleanup(func() {
+		src.Run(RunOpts{Quiet: true}, "docker", "rm", "-f", c)
+		src.Run(RunOpts{Quiet: true}, "docker", "rmi", image)
+	})
+	src.MustDocker("create", "--name", c, "--network", "none", pgImage)
+	src.MustDocker("commit", "--change", `ENTRYPOINT ["/absent-entrypoint"]`, c, image)
+	src.MustDocker("rm", c)
+	eng.LoadImage(t, image)
+	return image
 }

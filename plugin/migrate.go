@@ -22,6 +22,8 @@ type migrateOptions struct {
 	force     bool
 	dir       string
 	format    string
+	// stopSource: a cutover, the app here stops before the save so that its last writes move.
+	stopSource bool
 }
 
 func migrateCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
@@ -32,7 +34,9 @@ func migrateCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		Long: "Saves and verifies a backup here (kept, pinned: it is the way back), then restores it on the\n" +
 			"engine of another docker context (`docker context create NAME --docker host=ssh://…`), with the\n" +
 			"same compose files. The target's images and PostgreSQL version are checked first; a target that\n" +
-			"already holds data is refused unless --force, and then saved first.",
+			"already holds data is refused unless --force, and then saved first. With --stop-source (a\n" +
+			"cutover) the app services here stop before the save, so the backup holds their last writes, and\n" +
+			"stay stopped after a good migration; if it fails they start again.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := commandContext(cmd)
@@ -45,6 +49,7 @@ func migrateCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	f.BoolVar(&opts.force, "force", false, "Replace what the target already holds, after a safety backup of it")
 	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder here, for the migration's backup and the target's safety backup")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	f.BoolVar(&opts.stopSource, "stop-source", false, "Stop the app services here (not the database) before the save, and leave them stopped")
 	return cmd
 }
 
@@ -55,6 +60,9 @@ type migrateResult struct {
 	Save     time.Duration   `json:"saveDuration"`
 	Restore  *restore.Result `json:"restore"`
 	Duration time.Duration   `json:"duration"`
+	// StoppedHere are the app services --stop-source stopped here and left stopped.
+	StoppedHere []string `json:"stoppedHere,omitempty"`
+	project     string
 }
 
 func runMigrate(ctx context.Context, dockerCli command.Cli, opts migrateOptions) error {
@@ -76,19 +84,63 @@ func runMigrate(ctx context.Context, dockerCli command.Cli, opts migrateOptions)
 	if err != nil {
 		return err
 	}
+	res := &migrateResult{Context: opts.toContext, project: plan.Name}
+	if err := move(ctx, dockerCli, plan, api, target, opts, len(occupied) > 0, res); err != nil {
+		return err
+	}
+	res.Duration = time.Since(start)
+	return printMigrated(dockerCli, res, opts.format)
+}
+
+// move saves and verifies here, then restores on the target. With --stop-source the app here
+// stops first and, if anything fails, starts again: the target is rolled back by the restore.
+func move(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine,
+	target *migrate.Target, opts migrateOptions, occupied bool, res *migrateResult) (err error) {
+	start := time.Now()
+	if opts.stopSource {
+		apps, restart, serr := stopSourceApps(ctx, dockerCli, plan, api)
+		if serr != nil {
+			return serr
+		}
+		res.StoppedHere = apps
+		defer func() {
+			if err != nil {
+				err = restart(err)
+			}
+		}()
+	}
 	dir := backup.Dir(opts.dir, plan.WorkingDir)
 	saved, err := saveVerified(ctx, dockerCli, plan, api, dir,
 		map[string]string{backup.LabelPinned: backup.PinnedMigrate, migrate.LabelTo: opts.toContext})
 	if err != nil {
 		return err
 	}
-	res := &migrateResult{Context: opts.toContext, Backup: saved.Path, Save: time.Since(start)}
-	log(fmt.Sprintf("restoring it on context %q", opts.toContext))
-	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, len(occupied) > 0, log); err != nil {
+	res.Backup, res.Save = saved.Path, time.Since(start)
+	logger(dockerCli, opts.format)(fmt.Sprintf("restoring it on context %q", opts.toContext))
+	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, occupied, logger(dockerCli, opts.format)); err != nil {
 		return fmt.Errorf("migrating project %q to context %q: %w; the backup taken here is %s", plan.Name, opts.toContext, err, saved.Path)
 	}
-	res.Duration = time.Since(start)
-	return printMigrated(dockerCli, res, opts.format)
+	return nil
+}
+
+// stopSourceApps stops the running app services here for --stop-source; restart starts them
+// again after a failure (a failed stop included: some may have stopped).
+func stopSourceApps(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine) ([]string, func(error) error, error) {
+	svc, err := compose.NewServices(dockerCli, plan)
+	if err != nil {
+		return nil, nil, err
+	}
+	apps := svc.RunningApps()
+	restart := func(err error) error {
+		if len(apps) == 0 {
+			return err
+		}
+		return startAppsAgain(context.WithoutCancel(ctx), dockerCli, svc, apps, err)
+	}
+	if err := stopAppsForSave(ctx, dockerCli, svc, api, apps); err != nil {
+		return nil, nil, restart(err)
+	}
+	return apps, restart, nil
 }
 
 // restoreOnTarget runs the ordinary restore on the target's engine, never as a local one: its
@@ -151,6 +203,10 @@ func printMigrated(dockerCli command.Cli, res *migrateResult, format string) err
 	fmt.Fprintf(out, "The backup taken here is %s\n", res.Backup)
 	if res.Restore.SafetyBackup != "" {
 		fmt.Fprintf(out, "What the target held before is saved in %s\n", res.Restore.SafetyBackup)
+	}
+	if len(res.StoppedHere) > 0 {
+		fmt.Fprintf(out, "Left stopped here: %s; to start them again: docker compose -p %s start %s\n",
+			strings.Join(res.StoppedHere, ", "), res.project, strings.Join(res.StoppedHere, " "))
 	}
 	return nil
 }
