@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -170,4 +171,44 @@ func (plan *Plan) DatabaseContainer() (Container, error) {
 	}
 	return Container{}, &UserError{Err: fmt.Errorf("the database service %q of project %q is not running: "+
 		"start it with `docker compose up -d %s`", plan.Database.Service, plan.Name, plan.Database.Service)}
+}
+
+// ProjectNetworks are the IDs of the networks compose made for the project.
+func ProjectNetworks(ctx context.Context, api Engine, project string) ([]string, error) {
+	res, err := api.NetworkList(ctx, client.NetworkListOptions{
+		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing the networks of project %q: %w", project, err)
+	}
+	ids := make([]string, 0, len(res.Items))
+	for _, n := range res.Items {
+		ids = append(ids, n.ID)
+	}
+	return ids, nil
+}
+
+// RemoveNewNetworks removes the project's networks that are not in before and that no
+// container, running or not, is attached to.
+func RemoveNewNetworks(ctx context.Context, api Engine, project string, before []string) error {
+	now, err := ProjectNetworks(ctx, api, project)
+	if err != nil {
+		return err
+	}
+	for _, id := range now {
+		if slices.Contains(before, id) {
+			continue
+		}
+		users, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("network", id)})
+		if err != nil {
+			return fmt.Errorf("checking who uses network %s, created for the backup: %w", id[:12], err)
+		}
+		if len(users.Items) > 0 {
+			continue
+		}
+		if _, err := api.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("removing network %s, created for the backup: %w", id[:12], err)
+		}
+	}
+	return nil
 }

@@ -335,10 +335,16 @@ func TestMigrateStopSource(t *testing.T) {
 	if got := src.runningServices(t); got != running {
 		t.Fatalf("running services here after a failed migrate --stop-source: %q, want %q", got, running)
 	}
-	// The restore leaves there the database container it could not start: removed, so that
-	// the target is empty again.
-	t.Logf("on the target after the failed migrate: %s", projectOn(t, eng, src))
-	tgt.MustCompose("down", "-v")
+	// A restore that fails while setting up removes what it created there (the database
+	// container it could not start, the volumes and network compose made for it), so that the
+	// target is empty again and the next migrate does not find "data" on it.
+	if left := projectOn(t, eng, src); left != "" {
+		t.Fatalf("on the target after the failed migrate: %s; want nothing", left)
+	}
+	nets, err := eng.Docker("network", "ls", "--format", "{{.Name}}", "--filter", "label="+LabelComposeProject+"="+src.Name)
+	if err != nil || len(nonEmptyLines(nets)) > 0 {
+		t.Fatalf("networks of the project on the target after the failed migrate: %q (%v); want none", nets, err)
+	}
 
 	src.Psql("truncate guard_writes;") // the writer counts from 1 again
 	w = src.startWriter(t)

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/moby/client"
 
@@ -77,7 +76,7 @@ func saveStartingDatabase(ctx context.Context, dockerCli command.Cli, plan *comp
 	}
 	db, _ := plan.Service(plan.Database.Service)
 	hadContainer := len(db.Containers) > 0
-	networks, err := projectNetworks(ctx, api, plan.Name)
+	networks, err := compose.ProjectNetworks(ctx, api, plan.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -142,45 +141,5 @@ func putDatabaseBack(ctx context.Context, svc *compose.Services, plan *compose.P
 			return fmt.Errorf("removing %s, created for the backup: %w", c.Name, err)
 		}
 	}
-	return removeNewNetworks(ctx, api, plan.Name, networksBefore)
-}
-
-// projectNetworks are the IDs of the networks compose made for the project.
-func projectNetworks(ctx context.Context, api compose.Engine, project string) ([]string, error) {
-	res, err := api.NetworkList(ctx, client.NetworkListOptions{
-		Filters: make(client.Filters).Add("label", compose.LabelProject+"="+project),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing the networks of project %q: %w", project, err)
-	}
-	ids := make([]string, 0, len(res.Items))
-	for _, n := range res.Items {
-		ids = append(ids, n.ID)
-	}
-	return ids, nil
-}
-
-// removeNewNetworks removes the project's networks that are not in before and that no
-// container, running or not, is attached to.
-func removeNewNetworks(ctx context.Context, api compose.Engine, project string, before []string) error {
-	now, err := projectNetworks(ctx, api, project)
-	if err != nil {
-		return err
-	}
-	for _, id := range now {
-		if slices.Contains(before, id) {
-			continue
-		}
-		users, err := api.ContainerList(ctx, client.ContainerListOptions{All: true, Filters: make(client.Filters).Add("network", id)})
-		if err != nil {
-			return fmt.Errorf("checking who uses network %s, created for the backup: %w", id[:12], err)
-		}
-		if len(users.Items) > 0 {
-			continue
-		}
-		if _, err := api.NetworkRemove(ctx, id, client.NetworkRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
-			return fmt.Errorf("removing network %s, created for the backup: %w", id[:12], err)
-		}
-	}
-	return nil
+	return compose.RemoveNewNetworks(ctx, api, plan.Name, networksBefore)
 }

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/client"
+
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
@@ -130,8 +133,19 @@ func (r *run) prepare(ctx context.Context) error {
 }
 
 // setUp makes what the restore needs exist, once the user has agreed: the database service
-// running (created after `docker compose down -v`), missing volumes, no stale staging.
-func (r *run) setUp(ctx context.Context) error {
+// running (created after `docker compose down -v`), missing volumes, no stale staging. If it
+// fails, what it created goes again: a failed restore onto an empty server leaves it empty,
+// so that the next attempt (or migrate) does not find "data" there.
+func (r *run) setUp(ctx context.Context) (err error) {
+	before, err := r.existing(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			err = r.removeCreated(context.WithoutCancel(ctx), before, err)
+		}
+	}()
 	if r.db != nil {
 		if err := r.startDB(ctx); err != nil {
 			return err
@@ -142,6 +156,70 @@ func (r *run) setUp(ctx context.Context) error {
 			if err := compose.EnsureVolume(ctx, r.o.API, r.o.Plan, f.source); err != nil {
 				return err
 			}
+		}
+	}
+	return nil
+}
+
+// existed is what the project had on the engine before setUp.
+type existed struct {
+	dbContainer bool
+	volumes     map[string]bool
+	networks    []string
+}
+
+func (r *run) existing(ctx context.Context) (existed, error) {
+	db, _ := r.o.Plan.Service(r.o.Plan.Database.Service)
+	e := existed{dbContainer: len(db.Containers) > 0, volumes: map[string]bool{}}
+	// Asked now, not taken from the plan: only a volume seen missing here may be removed later.
+	for _, it := range r.o.Plan.Items {
+		if it.Kind != "volume" || e.volumes[it.Source] {
+			continue
+		}
+		_, err := r.o.API.VolumeInspect(ctx, it.Source, client.VolumeInspectOptions{})
+		switch {
+		case err == nil:
+			e.volumes[it.Source] = true
+		case !cerrdefs.IsNotFound(err):
+			return e, fmt.Errorf("inspecting volume %s: %w", it.Source, err)
+		}
+	}
+	var err error
+	e.networks, err = compose.ProjectNetworks(ctx, r.o.API, r.o.Plan.Name)
+	return e, err
+}
+
+// removeCreated takes away the database container, volumes and networks that setUp created
+// before it failed with cause. Nothing that existed before is touched.
+func (r *run) removeCreated(ctx context.Context, before existed, cause error) error {
+	var errs []error
+	if !before.dbContainer {
+		errs = append(errs, r.removeDBContainers(ctx))
+	}
+	for _, it := range r.o.Plan.Items {
+		if it.Kind != "volume" || before.volumes[it.Source] {
+			continue
+		}
+		if _, err := r.o.API.VolumeRemove(ctx, it.Source, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("removing volume %s: %w", it.Source, err))
+		}
+		before.volumes[it.Source] = true // a volume mounted twice is removed once
+	}
+	errs = append(errs, compose.RemoveNewNetworks(ctx, r.o.API, r.o.Plan.Name, before.networks))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("restore failed: %w (and removing what it created failed: %v)", cause, err)
+	}
+	return fmt.Errorf("restore failed: %w (nothing was changed: what it created is removed)", cause)
+}
+
+func (r *run) removeDBContainers(ctx context.Context) error {
+	if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
+		return err
+	}
+	db, _ := r.o.Plan.Service(r.o.Plan.Database.Service)
+	for _, c := range db.Containers {
+		if _, err := r.o.API.ContainerRemove(ctx, c.ID, client.ContainerRemoveOptions{Force: true}); err != nil && !cerrdefs.IsNotFound(err) {
+			return fmt.Errorf("removing container %s: %w", c.Name, err)
 		}
 	}
 	return nil
