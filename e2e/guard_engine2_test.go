@@ -3,7 +3,6 @@
 package e2e
 
 import (
-	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -113,23 +112,7 @@ func TestGuardUnscopedPrunes(t *testing.T) {
 	after("after docker system prune -af --volumes")
 
 	// 5. unprotect takes a verified backup; then the same down -v removes the volumes.
-	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "unprotect", "--format", "json")...)
-	if code != 0 {
-		t.Fatalf("unprotect: exit %d\n%s", code, errOut)
-	}
-	var un struct {
-		Backup  string         `json:"backup"`
-		Removed []sentinelJSON `json:"removed"`
-	}
-	if err := json.Unmarshal([]byte(out), &un); err != nil {
-		t.Fatalf("unprotect json: %v\n%s", err, out)
-	}
-	if un.Backup == "" || len(un.Removed) != 1 || len(s.sentinels(t)) != 0 {
-		t.Fatalf("unprotect: %+v, sentinels left %v", un, s.sentinels(t))
-	}
-	if out, code := s.verify(t, un.Backup); code != 0 {
-		t.Errorf("verify %s: exit %d\n%s", un.Backup, code, out)
-	}
+	s.unprotectSaved(t)
 	s.MustCompose("down", "-v", "--timeout", "1")
 	s.assertVolumes(t, "after unprotect and docker compose down -v", false, protected...)
 }

@@ -175,6 +175,33 @@ func (s *Stack) guardStatus(t *testing.T) guardStatus {
 }
 
 // backupLabels are the manifest labels of the backup at path, from list.
+// unprotectSaved runs unprotect, which must remove the one sentinel and leave a backup that
+// verifies and is pinned pre-unprotect; it returns the backup's path.
+func (s *Stack) unprotectSaved(t *testing.T) string {
+	t.Helper()
+	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "unprotect", "--format", "json")...)
+	if code != 0 {
+		t.Fatalf("unprotect: exit %d\n%s", code, errOut)
+	}
+	var un struct {
+		Backup  string         `json:"backup"`
+		Removed []sentinelJSON `json:"removed"`
+	}
+	if err := json.Unmarshal([]byte(out), &un); err != nil {
+		t.Fatalf("unprotect json: %v\n%s", err, out)
+	}
+	if un.Backup == "" || len(un.Removed) != 1 || len(s.sentinels(t)) != 0 {
+		t.Fatalf("unprotect: %+v, sentinels left %v", un, s.sentinels(t))
+	}
+	if out, code := s.verify(t, un.Backup); code != 0 {
+		t.Errorf("verify %s: exit %d\n%s", un.Backup, code, out)
+	}
+	if l := s.backupLabels(t, un.Backup); l["pinned"] != "pre-unprotect" {
+		t.Errorf("unprotect's backup labels %v, want pinned=pre-unprotect", l)
+	}
+	return un.Backup
+}
+
 func (s *Stack) backupLabels(t *testing.T, path string) map[string]string {
 	t.Helper()
 	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "list", "--format", "json")...)
@@ -266,27 +293,8 @@ func TestGuardEngineCommands(t *testing.T) {
 	s.Up()
 	assertSameState(t, "after down -v, volume rm and the prunes", before, s.state())
 
-	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "unprotect", "--format", "json")...)
-	if code != 0 {
-		t.Fatalf("unprotect: exit %d\n%s", code, errOut)
-	}
-	var un struct {
-		Backup  string         `json:"backup"`
-		Removed []sentinelJSON `json:"removed"`
-	}
-	if err := json.Unmarshal([]byte(out), &un); err != nil {
-		t.Fatalf("unprotect json: %v\n%s", err, out)
-	}
-	if un.Backup == "" || len(un.Removed) != 1 || len(s.sentinels(t)) != 0 {
-		t.Fatalf("unprotect: %+v, sentinels left %v", un, s.sentinels(t))
-	}
-	if out, code := s.verify(t, un.Backup); code != 0 {
-		t.Errorf("verify %s: exit %d\n%s", un.Backup, code, out)
-	}
-	if l := s.backupLabels(t, un.Backup); l["pinned"] != "pre-unprotect" {
-		t.Errorf("unprotect's backup labels %v, want pinned=pre-unprotect", l)
-	}
-	if st := s.guardStatus(t); st.Protection.Protected || st.LastVerifiedBackup == nil || st.LastVerifiedBackup.Path != un.Backup {
+	unprotected := s.unprotectSaved(t)
+	if st := s.guardStatus(t); st.Protection.Protected || st.LastVerifiedBackup == nil || st.LastVerifiedBackup.Path != unprotected {
 		t.Errorf("status after unprotect: %+v, last verified %+v", st.Protection, st.LastVerifiedBackup)
 	}
 
@@ -464,22 +472,7 @@ func TestGuardUnprotectAfterDown(t *testing.T) {
 	if nets := s.networks(t); len(nets) != 0 {
 		t.Fatalf("networks after compose down: %v", nets)
 	}
-	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "unprotect", "--format", "json")...)
-	if code != 0 {
-		t.Fatalf("unprotect after down: exit %d\n%s", code, errOut)
-	}
-	var un struct {
-		Backup string `json:"backup"`
-	}
-	if err := json.Unmarshal([]byte(out), &un); err != nil || un.Backup == "" {
-		t.Fatalf("unprotect json: %v\n%s", err, out)
-	}
-	if out, code := s.verify(t, un.Backup); code != 0 {
-		t.Errorf("verify %s: exit %d\n%s", un.Backup, code, out)
-	}
-	if l := s.backupLabels(t, un.Backup); l["pinned"] != "pre-unprotect" {
-		t.Errorf("unprotect's backup labels %v, want pinned=pre-unprotect", l)
-	}
+	s.unprotectSaved(t)
 	if ids := nonEmptyLines(s.MustCompose("ps", "-a", "-q")); len(ids) != 0 {
 		t.Errorf("containers after unprotect: %v", ids)
 	}
