@@ -74,29 +74,38 @@ func Unpin(path string) error {
 	return nil
 }
 
-// writePin replaces the record in one rename, from a temporary file of its own: two pins at
-// once must not write into the same one.
+// writePin replaces the record in one rename.
 func writePin(path string, r pinRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".pinned-*.tmp")
-	if err != nil {
+	if err := WriteRecord(pinPath(path), b); err != nil {
 		return fmt.Errorf("recording the pin of %s: %w", path, err)
 	}
-	_, err = f.Write(b)
+	return nil
+}
+
+// WriteRecord replaces one of the small files kept in the backup folder (a pin, the last
+// scheduled run, the ping URL) in one rename, readable by its owner only. The temporary file
+// is a new one each time: two writers at once never share it, and a leftover's mode is never
+// reused.
+func WriteRecord(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
 	if err == nil {
-		err = os.Rename(f.Name(), pinPath(path))
+		err = os.Rename(f.Name(), path)
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return fmt.Errorf("recording the pin of %s: %w", path, err)
 	}
-	return nil
+	return err
 }
 
 // Remove deletes a backup and the hidden records kept beside it (verification, pin). The

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/echo-backup/echo-backup/backup"
 )
 
 // Files the scheduled job keeps in the backup folder, beside the backups (list and prune only
@@ -35,11 +37,10 @@ func WriteLast(dir string, r Run) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, lastName+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	if err := backup.WriteRecord(filepath.Join(dir, lastName), b); err != nil {
 		return fmt.Errorf("recording the run: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, lastName))
+	return nil
 }
 
 // ReadLast returns the last run's record; nil when the job never ran.

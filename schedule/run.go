@@ -137,12 +137,7 @@ func SavePing(dir, url string) error {
 		}
 		return nil
 	}
-	tmp := path + ".tmp"
-	os.Remove(tmp) // a leftover might have other permissions: WriteFile keeps them
-	if err := os.WriteFile(tmp, []byte(url+"\n"), 0o600); err != nil {
-		return fmt.Errorf("keeping the ping URL: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := backup.WriteRecord(path, []byte(url+"\n")); err != nil {
 		return fmt.Errorf("keeping the ping URL: %w", err)
 	}
 	return nil
