@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -101,6 +102,21 @@ func fixtureLock(name string) *sync.Mutex {
 	return pinnedLock[name]
 }
 
+// lockAcrossRuns takes an flock that every test process on this machine shares for fixture;
+// the kernel drops it if the process dies.
+func lockAcrossRuns(t testing.TB, fixture string) func() {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "echobackup-e2e-"+fixture+".lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatalf("opening the fixture lock: %v", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("locking fixture %s: %v", fixture, err)
+	}
+	return func() { f.Close() }
+}
+
 func createdProjects() []string {
 	projectsMu.Lock()
 	defer projectsMu.Unlock()
@@ -153,7 +169,9 @@ func NewStack(t testing.TB, fixture string) *Stack {
 	if fx.PinnedNames {
 		mu := fixtureLock(fixture)
 		mu.Lock()
-		t.Cleanup(mu.Unlock) // runs after the stack's cleanup below (LIFO)
+		// Another test run (a second checkout) may hold the same container names.
+		unlock := lockAcrossRuns(t, fixture)
+		t.Cleanup(func() { unlock(); mu.Unlock() }) // runs after the stack's cleanup below (LIFO)
 	}
 	projectsMu.Lock()
 	projects = append(projects, s.Name)
