@@ -358,7 +358,7 @@ func TestReadManifestRefusals(t *testing.T) {
 		name, member, data string
 		want               error
 	}{
-		{"newer format", manifestName, `{"format": 2}`, ErrFormatTooNew},
+		{"newer format", manifestName, fmt.Sprintf(`{"format": %d}`, FormatVersion+1), ErrFormatTooNew},
 		{"no format", manifestName, `{}`, ErrNotBackup},
 		{"other first member", "etc/passwd", `root:x:0:0`, ErrNotBackup},
 		{"not json", manifestName, `<xml/>`, ErrNotBackup},

@@ -1,14 +1,21 @@
 package archive
 
 import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // FormatVersion is the archive format this package writes. Readers refuse
 // newer formats rather than guess at them: a restore that half-understands a
-// backup is worse than one that says it cannot.
-const FormatVersion = 1
+// backup is worse than one that says it cannot. Format 2 added names that are
+// not UTF-8, sparse members, links to anywhere and the list of left-out
+// entries; a format 1 program would mangle or refuse those, so it must refuse
+// the whole archive instead.
+const FormatVersion = 2
 
 // manifestName is the first member of every archive.
 const manifestName = "manifest.json"
@@ -39,6 +46,9 @@ type Manifest struct {
 	Database *Database         `json:"database,omitempty"`
 	Sources  []Source          `json:"sources"`
 	Labels   map[string]string `json:"labels,omitempty"`
+	// Skipped lists what was found in the sources but cannot be kept: sockets,
+	// device nodes and FIFOs are endpoints of live programs, not data.
+	Skipped []Skipped `json:"skipped,omitempty"`
 	// Members is filled in by Writer.Commit: every member after
 	// manifest.json, in archive order.
 	Members []Member `json:"members"`
@@ -102,6 +112,91 @@ type Member struct {
 	Size     int64  `json:"size"`
 	SHA256   string `json:"sha256,omitempty"`
 	Linkname string `json:"linkname,omitempty"`
+	// Sparse: the file had holes; the archive stores only its data (GNU tar's
+	// PAX sparse format 1.0) and a restore punches the holes again.
+	Sparse bool `json:"sparse,omitempty"`
+}
+
+// Skipped is an entry of a source that the archive does not hold.
+type Skipped struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"` // socket, device, fifo
+}
+
+// File names are bytes; JSON strings are UTF-8 and encoding/json replaces
+// anything else with U+FFFD. So a name that is not UTF-8 travels twice: a
+// readable form in the usual field and its exact bytes, base64, beside it.
+type memberJSON struct {
+	plainMember
+	NameB64     string `json:"name_b64,omitempty"`
+	LinknameB64 string `json:"linkname_b64,omitempty"`
+}
+
+type plainMember Member
+
+func (m Member) MarshalJSON() ([]byte, error) {
+	out := memberJSON{plainMember: plainMember(m)}
+	out.Name, out.NameB64 = encodeName(m.Name)
+	out.Linkname, out.LinknameB64 = encodeName(m.Linkname)
+	return json.Marshal(out)
+}
+
+func (m *Member) UnmarshalJSON(data []byte) error {
+	var in memberJSON
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	var err error
+	*m = Member(in.plainMember)
+	if m.Name, err = decodeName(in.Name, in.NameB64); err != nil {
+		return err
+	}
+	m.Linkname, err = decodeName(in.Linkname, in.LinknameB64)
+	return err
+}
+
+type skippedJSON struct {
+	plainSkipped
+	NameB64 string `json:"name_b64,omitempty"`
+}
+
+type plainSkipped Skipped
+
+func (s Skipped) MarshalJSON() ([]byte, error) {
+	out := skippedJSON{plainSkipped: plainSkipped(s)}
+	out.Name, out.NameB64 = encodeName(s.Name)
+	return json.Marshal(out)
+}
+
+func (s *Skipped) UnmarshalJSON(data []byte) error {
+	var in skippedJSON
+	if err := json.Unmarshal(data, &in); err != nil {
+		return err
+	}
+	*s = Skipped(in.plainSkipped)
+	var err error
+	s.Name, err = decodeName(in.Name, in.NameB64)
+	return err
+}
+
+// encodeName returns the JSON fields for name: itself, or a readable form
+// and the exact bytes when it is not UTF-8.
+func encodeName(name string) (readable, b64 string) {
+	if utf8.ValidString(name) {
+		return name, ""
+	}
+	return strings.ToValidUTF8(name, "\uFFFD"), base64.StdEncoding.EncodeToString([]byte(name))
+}
+
+func decodeName(readable, b64 string) (string, error) {
+	if b64 == "" {
+		return readable, nil
+	}
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return "", fmt.Errorf("name %q: bad base64 bytes: %w", readable, err)
+	}
+	return string(raw), nil
 }
 
 // Rows returns the total row count of the dumped tables.

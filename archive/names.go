@@ -55,62 +55,13 @@ func SafeJoin(root, name string) (string, error) {
 	return filepath.Join(root, rel), nil
 }
 
-// CheckLink refuses a symlink member name -> linkname that points outside
-// root: absolute targets, and relative ones that climb above root. A ".."
-// after a plain element ("a/../..") is refused too, because if "a" is itself
-// a symlink the kernel resolves ".." from a's target, not lexically.
-func CheckLink(root, name, linkname string) error {
-	c, err := cleanName(name, false)
-	if err != nil {
-		return fmt.Errorf("check link: %w", err)
-	}
-	if err := checkLinkTarget(c, linkname); err != nil {
-		return fmt.Errorf("check link %q -> %q: %w", name, linkname, err)
-	}
-	// Belt and braces: the joined path must still be under root.
-	target := filepath.Join(root, filepath.FromSlash(path.Dir(c)), filepath.FromSlash(linkname))
-	rel, err := filepath.Rel(root, target)
-	if err != nil || (!filepath.IsLocal(rel) && rel != ".") {
-		return fmt.Errorf("check link %q -> %q: target leaves the restore folder", name, linkname)
-	}
-	return nil
-}
-
-// checkLinkTarget walks linkname from the link's folder, counting depth.
-func checkLinkTarget(name, linkname string) error {
-	switch {
-	case linkname == "":
-		return errors.New("empty target")
-	case strings.ContainsRune(linkname, 0):
-		return errors.New("target contains a NUL byte")
-	case strings.HasPrefix(linkname, "/") || filepath.IsAbs(linkname):
-		return errors.New("target is absolute")
-	case filepath.Separator != '/' && strings.ContainsRune(linkname, filepath.Separator):
-		return errors.New("target contains an OS path separator")
-	}
-	depth := strings.Count(name, "/") // folders between root and the link
-	plain := false
-	for _, elem := range strings.Split(linkname, "/") {
-		switch elem {
-		case "", ".":
-		case "..":
-			if plain {
-				return errors.New("target has \"..\" after a folder name")
-			}
-			depth--
-			if depth < 0 {
-				return errors.New("target climbs out of the restore folder")
-			}
-		default:
-			plain = true
-		}
-	}
-	return nil
-}
-
 // tree tracks member names to refuse layouts a real folder cannot have and a
-// restore could be tricked by: duplicates, members beneath a symlink, hard
-// links to members not seen yet.
+// restore could be tricked by: duplicates, members beneath a symlink or a
+// file, hard links to members not seen yet or in another source. These are
+// the only rules about what a restore may write: the writer applies them as
+// it adds members and Walk as it reads them, so a backup that saved and
+// verified can be restored. A symlink's target is data and is never checked:
+// restore creates the link as saved and never writes through one.
 type tree struct {
 	kinds   map[string]string // name without trailing slash -> member type
 	parents map[string]bool   // every folder some member lives in
@@ -130,17 +81,42 @@ func (t *tree) check(name, typ, hardlink string) error {
 		return fmt.Errorf("member %q appears twice", name)
 	}
 	for dir := path.Dir(key); dir != "."; dir = path.Dir(dir) {
-		if t.kinds[dir] == TypeSymlink {
+		switch kind := t.kinds[dir]; kind {
+		case "", TypeDir:
+		case TypeSymlink:
 			return fmt.Errorf("member %q is beneath symlink %q", name, dir)
+		default:
+			return fmt.Errorf("member %q is beneath %q, which is not a folder", name, dir)
 		}
 	}
-	if typ == TypeSymlink && t.parents[key] {
-		return fmt.Errorf("symlink %q is a folder of an earlier member", name)
+	if typ != TypeDir && t.parents[key] {
+		return fmt.Errorf("%s %q is a folder of an earlier member", typ, name)
 	}
-	if hardlink != "" && t.kinds[hardlink] != TypeFile {
+	if hardlink == "" {
+		return nil
+	}
+	if t.kinds[hardlink] != TypeFile {
 		return fmt.Errorf("hard link %q -> %q: target is not an earlier regular file", name, hardlink)
 	}
+	if sourceOf(hardlink) != sourceOf(key) {
+		return fmt.Errorf("hard link %q -> %q: target is in another folder of the backup", name, hardlink)
+	}
 	return nil
+}
+
+// sourceOf is the part of a member name that says which folder or volume it
+// came from: "files/<source>" for data, else the first element. A restore
+// writes each source on its own, so a hard link cannot cross them.
+func sourceOf(name string) string {
+	first, rest, _ := strings.Cut(name, "/")
+	if first != "files" {
+		return first
+	}
+	second, _, below := strings.Cut(rest, "/")
+	if !below {
+		return first // only folders stand at this level in a real backup
+	}
+	return first + "/" + second
 }
 
 // add records name; call check first.

@@ -47,44 +47,43 @@ func TestSafeJoin(t *testing.T) {
 	}
 }
 
-func TestCheckLink(t *testing.T) {
-	root := filepath.FromSlash("/restore")
+// TestTreeRules: the rules that writer, Walk and restore share. A link's
+// target is data, whatever it says; what is refused is a layout that would
+// make a restore write through a link or outside a source.
+func TestTreeRules(t *testing.T) {
+	type add struct {
+		name, typ, hardlink string
+	}
 	cases := []struct {
-		name, link string
-		ok         bool
+		what  string
+		setup []add
+		try   add
+		ok    bool
 	}{
-		{"files/a/link", "target", true},
-		{"files/a/link", "./target", true},
-		{"files/a/link", ".", true},
-		{"files/a/link", "..", true},
-		{"files/a/link", "../b", true},
-		{"files/a/link", "../../x", true}, // climbs to root, not above
-		{"files/a/link", "sub/dir/", true},
-		{"files/a/link", "../../files/a/x", true},
-		{"top", "x", true},
-		{"top", ".", true},
-
-		{"files/a/link", "/etc/passwd", false},
-		{"files/a/link", "//etc", false},
-		{"files/a/link", "../../..", false},
-		{"files/a/link", "../../../etc", false},
-		{"files/a/link", "../../x/../../y", false},
-		{"files/a/link", "b/../c", false}, // ".." after a name: b may be a symlink
-		{"files/a/link", "b/../../../..", false},
-		{"files/a/link", "", false},
-		{"files/a/link", "x\x00", false},
-		{"top", "..", false},
-		{"top", "../x", false},
-		{"top", "./../x", false},
-		{"../evil", "x", false},
-		{"/abs", "x", false},
-		{"", "x", false},
-		{"a/../b", "x", false},
+		{"absolute symlink", nil, add{"files/a/link", TypeSymlink, ""}, true},
+		{"file beneath a symlink", []add{{"files/a/l", TypeSymlink, ""}}, add{"files/a/l/x", TypeFile, ""}, false},
+		{"file beneath a file", []add{{"files/a/f", TypeFile, ""}}, add{"files/a/f/x", TypeFile, ""}, false},
+		{"folder beneath a file", []add{{"files/a/f", TypeFile, ""}}, add{"files/a/f/d/", TypeDir, ""}, false},
+		{"file beneath a folder", []add{{"files/a/d", TypeDir, ""}}, add{"files/a/d/x", TypeFile, ""}, true},
+		{"symlink over a used folder", []add{{"files/a/d/x", TypeFile, ""}}, add{"files/a/d", TypeSymlink, ""}, false},
+		{"file over a used folder", []add{{"files/a/d/x", TypeFile, ""}}, add{"files/a/d", TypeFile, ""}, false},
+		{"duplicate", []add{{"files/a/x", TypeFile, ""}}, add{"files/a/x", TypeFile, ""}, false},
+		{"hard link in its folder", []add{{"files/a/x", TypeFile, ""}}, add{"files/a/sub/y", TypeOther, "files/a/x"}, true},
+		{"hard link to another source", []add{{"files/b/x", TypeFile, ""}}, add{"files/a/y", TypeOther, "files/b/x"}, false},
+		{"hard link to a later file", nil, add{"files/a/y", TypeOther, "files/a/x"}, false},
+		{"hard link to a symlink", []add{{"files/a/x", TypeSymlink, ""}}, add{"files/a/y", TypeOther, "files/a/x"}, false},
+		{"reserved name", nil, add{"manifest.json", TypeFile, ""}, false},
 	}
 	for _, c := range cases {
-		err := CheckLink(root, c.name, c.link)
-		if (err == nil) != c.ok {
-			t.Errorf("CheckLink(%q, %q) = %v, want ok=%v", c.name, c.link, err, c.ok)
+		tr := newTree()
+		for _, a := range c.setup {
+			if err := tr.check(a.name, a.typ, a.hardlink); err != nil {
+				t.Fatalf("%s: setup %q: %v", c.what, a.name, err)
+			}
+			tr.add(a.name, a.typ)
+		}
+		if err := tr.check(c.try.name, c.try.typ, c.try.hardlink); (err == nil) != c.ok {
+			t.Errorf("%s: check(%q) = %v, want ok=%v", c.what, c.try.name, err, c.ok)
 		}
 	}
 }

@@ -202,14 +202,13 @@ func (w *walker) members(tr *tar.Reader) error {
 			w.stop("reading the member after %q: %v", w.prev, err)
 			return nil
 		}
-		w.end = w.in.n
-		if !isHeaderOnly(hdr.Typeflag) {
-			w.end += hdr.Size + padding(hdr.Size)
-		}
 		w.prev = hdr.Name
 		if err := w.member(hdr, tr); err != nil {
 			return err
 		}
+		// tar.Reader reads no further than a member's content, so this is where
+		// its padding starts; a sparse member's size says nothing of its bytes.
+		w.end = w.in.n + padding(w.in.n)
 	}
 	return nil
 }
@@ -270,6 +269,9 @@ func (w *walker) checkHeader(hdr *tar.Header, want Member) {
 	}
 	if hdr.Size != want.Size {
 		w.problem("member %q: size %d, the manifest says %d", hdr.Name, hdr.Size, want.Size)
+	}
+	if IsSparse(hdr) != want.Sparse {
+		w.problem("member %q: sparse %v, the manifest says %v", hdr.Name, IsSparse(hdr), want.Sparse)
 	}
 	if hdr.Linkname != want.Linkname {
 		w.problem("member %q: link target %q, the manifest says %q", hdr.Name, hdr.Linkname, want.Linkname)

@@ -96,8 +96,17 @@ type Writer struct {
 	streams  []*sideStream // finished, in the order they will be appended
 	sides    map[string]*os.File
 	inflight int
+	skipped  []Skipped
 
 	written atomic.Int64
+}
+
+// Leave records an entry of a source that the archive does not hold (a socket, a device
+// node, a FIFO), so the manifest and the save's output say so.
+func (w *Writer) Leave(name, kind string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.skipped = append(w.skipped, Skipped{Name: name, Kind: kind})
 }
 
 // Create starts a new archive whose final path is path. It writes to a
@@ -358,17 +367,14 @@ func memberType(flag byte) (string, error) {
 	return "", fmt.Errorf("unsupported tar type %q", flag)
 }
 
-// isHeaderOnly reports whether tar readers ignore a member's size field.
-func isHeaderOnly(flag byte) bool {
-	switch flag {
-	case tar.TypeLink, tar.TypeSymlink, tar.TypeChar, tar.TypeBlock, tar.TypeDir, tar.TypeFifo:
-		return true
-	}
-	return false
-}
-
 // write puts header and content into the main stream.
 func (w *Writer) write(h *tar.Header, r io.Reader, mem *Member) error {
+	if sp, ok := r.(*Sparse); ok && mem.Type == TypeFile {
+		if sp.Size != h.Size {
+			return fmt.Errorf("sparse content of %d bytes for a header of %d", sp.Size, h.Size)
+		}
+		return w.writeSparse(h, sp, mem)
+	}
 	if err := w.tw.WriteHeader(h); err != nil {
 		return fmt.Errorf("writing tar header: %w", err)
 	}
@@ -450,6 +456,9 @@ func (w *Writer) commit(m *Manifest, streams []*sideStream) error {
 		return err
 	}
 	fillManifest(m, w.members, streams)
+	w.mu.Lock()
+	m.Skipped = append(m.Skipped[:0:0], w.skipped...)
+	w.mu.Unlock()
 	frame, err := manifestFrame(frames, m)
 	if err != nil {
 		return err

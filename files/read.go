@@ -14,14 +14,24 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/echo-backup/echo-backup/archive"
 )
 
-// AddFunc receives one member; r is nil for anything but regular files.
-type AddFunc func(hdr *tar.Header, r io.Reader) error
+// Sink receives a source's entries: the members to store (r is nil for anything but regular
+// files, and an *archive.Sparse for files with holes), and the entries a backup cannot hold.
+type Sink interface {
+	Add(hdr *tar.Header, r io.Reader) error
+	// Leave records an entry that is not saved: kind is socket, device or fifo.
+	Leave(name, kind string)
+}
 
-// ReadDir walks a local folder and hands every entry to add under prefix ("files/data/").
+// ReadDir walks a local folder and hands every entry to sink under prefix ("files/data/").
 // Paths in skip (absolute) are left out, so a backup folder inside a data folder is not saved into itself.
-func ReadDir(ctx context.Context, root, prefix string, skip []string, add AddFunc) error {
+func ReadDir(ctx context.Context, root, prefix string, skip []string, sink Sink) error {
+	links := map[fileID]string{} // first member name of each file with several links
 	return filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", p, err)
@@ -39,9 +49,11 @@ func ReadDir(ctx context.Context, root, prefix string, skip []string, add AddFun
 		if err != nil {
 			return err
 		}
-		return addLocal(p, memberName(prefix, filepath.ToSlash(rel), d.IsDir()), add)
+		return addLocal(p, memberName(prefix, filepath.ToSlash(rel), d.IsDir()), sink, links)
 	})
 }
+
+type fileID struct{ dev, ino uint64 }
 
 // TempPrefix starts the names of restore's staging and set-aside folders inside a volume:
 // they are never the user's data.
@@ -81,13 +93,14 @@ func memberName(prefix, rel string, dir bool) string {
 	return name
 }
 
-func addLocal(p, name string, add AddFunc) error {
+func addLocal(p, name string, sink Sink, links map[fileID]string) error {
 	info, err := os.Lstat(p)
 	if err != nil {
 		return err
 	}
-	if !isArchivable(info.Mode()) {
-		return nil // sockets, pipes and devices are live endpoints, not data
+	if kind := unsaved(info.Mode()); kind != "" {
+		sink.Leave(name, kind) // live endpoints, not data
+		return nil
 	}
 	link := ""
 	if info.Mode()&fs.ModeSymlink != 0 {
@@ -102,20 +115,67 @@ func addLocal(p, name string, add AddFunc) error {
 	hdr.Name = name
 	// Names of owners differ between hosts and containers; the numbers are what the app uses.
 	hdr.Uname, hdr.Gname = "", ""
-	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+	st, _ := info.Sys().(*syscall.Stat_t)
+	if st != nil {
 		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
 	}
 	if hdr.Typeflag != tar.TypeReg {
 		hdr.Size = 0
-		return add(hdr, nil)
+		return sink.Add(hdr, nil)
+	}
+	if st != nil && st.Nlink > 1 {
+		id := fileID{uint64(st.Dev), st.Ino}
+		if first, seen := links[id]; seen {
+			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
+			return sink.Add(hdr, nil)
+		}
+		links[id] = name
 	}
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
 	defer f.Close()
+	if st != nil && st.Blocks*512 < hdr.Size {
+		if data, err := dataExtents(f, hdr.Size); err == nil && holes(data, hdr.Size) {
+			return sink.Add(hdr, &archive.Sparse{File: f, Size: hdr.Size, Data: data})
+		}
+	}
 	// A file that grows while it is read (a log) is saved as it was when the walk reached it.
-	return add(hdr, io.LimitReader(f, hdr.Size))
+	return sink.Add(hdr, io.LimitReader(f, hdr.Size))
+}
+
+// dataExtents asks the file system where f's data is (SEEK_DATA, SEEK_HOLE), up to size.
+func dataExtents(f *os.File, size int64) ([]archive.Extent, error) {
+	var out []archive.Extent
+	fd := int(f.Fd())
+	for off := int64(0); off < size; {
+		start, err := unix.Seek(fd, off, unix.SEEK_DATA)
+		if errors.Is(err, unix.ENXIO) {
+			break // only a hole is left
+		}
+		if err != nil {
+			return nil, err
+		}
+		end, err := unix.Seek(fd, start, unix.SEEK_HOLE)
+		if err != nil {
+			return nil, err
+		}
+		start, end = min(start, size), min(end, size)
+		if end > start {
+			out = append(out, archive.Extent{Offset: start, Length: end - start})
+		}
+		off = end
+	}
+	_, err := f.Seek(0, io.SeekStart)
+	return out, err
+}
+
+func holes(data []archive.Extent, size int64) bool {
+	for _, e := range data {
+		size -= e.Length
+	}
+	return size > 0
 }
 
 // numericOwner keeps tar.FileInfoHeader from looking up user and group names: a cgo call per
@@ -128,14 +188,36 @@ func (numericOwner) Gname() (string, error) { return "", nil }
 // NumericOwner wraps a FileInfo for tar.FileInfoHeader without name look-ups.
 func NumericOwner(fi fs.FileInfo) fs.FileInfo { return numericOwner{fi} }
 
-func isArchivable(m fs.FileMode) bool {
-	return m.IsRegular() || m.IsDir() || m&fs.ModeSymlink != 0
+// unsaved names the kind of an entry a backup does not hold, or "" for one it does.
+func unsaved(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m.IsRegular() || m.IsDir() || m&fs.ModeSymlink != 0:
+		return ""
+	}
+	return "other"
+}
+
+// unsavedType is unsaved for tar's type flags, for streams read from the engine.
+func unsavedType(flag byte) string {
+	switch flag {
+	case tar.TypeChar, tar.TypeBlock:
+		return "device"
+	case tar.TypeFifo:
+		return "fifo"
+	}
+	return ""
 }
 
 // ReadTar re-emits a tar stream (from CopyFromContainer, whose entries start with the copied
 // folder's base name) under prefix. Entries at or below a path in skip (relative, with '/')
-// are left out.
-func ReadTar(ctx context.Context, r io.Reader, prefix string, skip []string, add AddFunc) error {
+// are left out. The engine's stream has no sockets (it drops them) and no holes.
+func ReadTar(ctx context.Context, r io.Reader, prefix string, skip []string, sink Sink) error {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -153,6 +235,10 @@ func ReadTar(ctx context.Context, r io.Reader, prefix string, skip []string, add
 			continue
 		}
 		hdr.Name = memberName(prefix, strings.TrimSuffix(nonEmpty(rest), "/"), hdr.Typeflag == tar.TypeDir)
+		if kind := unsavedType(hdr.Typeflag); kind != "" {
+			sink.Leave(hdr.Name, kind)
+			continue
+		}
 		hdr.Uname, hdr.Gname = "", ""
 		if hdr.Typeflag == tar.TypeLink {
 			_, target, _ := strings.Cut(strings.TrimPrefix(hdr.Linkname, "./"), "/")
@@ -162,7 +248,7 @@ func ReadTar(ctx context.Context, r io.Reader, prefix string, skip []string, add
 		if hdr.Typeflag == tar.TypeReg {
 			content = tr
 		}
-		if err := add(hdr, content); err != nil {
+		if err := sink.Add(hdr, content); err != nil {
 			return err
 		}
 	}
