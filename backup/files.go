@@ -94,7 +94,7 @@ func sourceName(plan *compose.Plan, it compose.Item) string {
 func saveSource(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
 	abs, _ := filepath.Abs(o.Dir)
 	if src.Kind == "bind" && o.LocalEngine && os.Geteuid() == 0 {
-		return files.ReadDir(ctx, src.Path, src.Member, []string{abs}, w.Add)
+		return files.ReadDir(ctx, src.Path, src.Member, []string{abs}, w)
 	}
 	var skip []string
 	if rel, err := filepath.Rel(src.Path, abs); err == nil && src.Kind == "bind" && !strings.HasPrefix(rel, "..") {
@@ -121,7 +121,7 @@ func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, sr
 		return err
 	}
 	defer rc.Close()
-	return files.ReadTar(ctx, rc, src.Member, skip, w.Add)
+	return files.ReadTar(ctx, rc, src.Member, skip, w)
 }
 
 // saveDeployment keeps the compose and env files, so a bare server can be rebuilt from the archive.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -38,6 +39,7 @@ type Result struct {
 	Tables   int           `json:"tables"`
 	Rows     int64         `json:"rows"`
 	Files    int           `json:"files"`
+	Skipped  int           `json:"skipped,omitempty"`
 	TOC      int           `json:"tocEntries"`
 }
 
@@ -107,7 +109,24 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 		return nil, fmt.Errorf("writing backup %s: %w", w.Path(), err)
 	}
 	res.Path = w.Path()
+	if len(m.Skipped) > 0 {
+		o.Warn(SkippedSummary(m.Skipped))
+	}
 	return finish(res, m)
+}
+
+// SkippedSummary is the one line that says what a backup left out and why.
+func SkippedSummary(skipped []archive.Skipped) string {
+	var names []string
+	for i, s := range skipped {
+		if i == 5 {
+			names = append(names, fmt.Sprintf("and %d more", len(skipped)-i))
+			break
+		}
+		names = append(names, fmt.Sprintf("%q (%s)", s.Name, s.Kind))
+	}
+	return fmt.Sprintf("WARNING: left out %d entries that a backup cannot hold, endpoints of running programs "+
+		"that recreate them (sockets, device nodes, FIFOs): %s", len(skipped), strings.Join(names, ", "))
 }
 
 // maxPerSecond bounds the names tried for one second; far more than saves can take.
@@ -130,7 +149,7 @@ func finish(res *Result, m *archive.Manifest) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Size, res.Rows, res.Files = st.Size(), m.Rows(), m.Files()
+	res.Size, res.Rows, res.Files, res.Skipped = st.Size(), m.Rows(), m.Files(), len(m.Skipped)
 	res.Tables = len(m.Database.Tables)
 	return res, nil
 }

@@ -45,10 +45,17 @@ func (r *run) stageFiles(ctx context.Context) (err error) {
 		}
 		return nil
 	})
-	if err == nil {
-		r.o.Log("files staged and the backup checked")
+	if err != nil {
+		return err
 	}
-	return err
+	for _, f := range r.folders {
+		if f.dense > 0 {
+			r.o.Log(fmt.Sprintf("WARNING: %d sparse files of %s were restored whole, without their holes: "+
+				"the engine's extraction cannot make holes (a restore run as root on the engine's host keeps them)", f.dense, f.describe()))
+		}
+	}
+	r.o.Log("files staged and the backup checked")
+	return nil
 }
 
 func (r *run) stageAndLoadDB(ctx context.Context) error {

@@ -3,12 +3,16 @@ package restore
 import (
 	"archive/tar"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/moby/moby/api/types/mount"
+	"github.com/moby/moby/client"
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
@@ -28,9 +32,14 @@ type folderStage struct {
 	staged string
 	old    string
 	root   *tar.Header // the folder's own mode and owner
+	// Either local, when this machine sees the staging folder and may set owners, or the
+	// engine's extraction through tw.
+	local  *files.Extractor
 	tw     *tar.Writer
 	pw     *io.PipeWriter
 	copied chan error
+	// dense counts sparse files the engine's extraction wrote whole.
+	dense int
 }
 
 const helperRoot = "/echobackup"
@@ -57,7 +66,7 @@ func (s *folderStage) mount() mount.Mount {
 	return mount.Mount{Type: mount.TypeBind, Source: filepath.Dir(s.source), Target: helperRoot + "/parent"}
 }
 
-// open starts the helper and the engine's extraction, which then reads what add writes.
+// open starts the helper and prepares the staging folder, then the way members reach it.
 func (s *folderStage) open(ctx context.Context, api compose.Engine, project, image string) error {
 	h, err := compose.CreateHelper(ctx, api, compose.HelperOptions{Project: project, Image: image,
 		Mounts: []mount.Mount{s.mount()}, Cmd: []string{"sleep", "86400"}, Purpose: "restore"})
@@ -68,13 +77,50 @@ func (s *folderStage) open(ctx context.Context, api compose.Engine, project, ima
 	if err := h.Start(ctx); err != nil {
 		return err
 	}
-	if err := s.sh(ctx, `rm -rf "$1" && mkdir -p "$1"`, s.staged); err != nil {
+	probe := files.TempPrefix + "probe-" + randomID()
+	if err := s.sh(ctx, `rm -rf "$1" && mkdir -p "$1" && touch "$1/$2"`, s.staged, probe); err != nil {
 		return fmt.Errorf("preparing a staging folder for %s: %w", s.source, err)
+	}
+	if dir := s.hostStaged(ctx, api, probe); dir != "" {
+		s.local, err = files.NewExtractor(dir)
+		return err
+	}
+	return s.openEngine(ctx)
+}
+
+// hostStaged is the staging folder's path on this machine when this process can write it
+// as the engine would: running as root, and the probe file the helper made is there. A
+// remote engine, Docker Desktop's VM or a rootless engine's volumes fail the probe.
+func (s *folderStage) hostStaged(ctx context.Context, api compose.Engine, probe string) string {
+	if os.Geteuid() != 0 {
+		return ""
+	}
+	base := filepath.Dir(s.source)
+	if s.kind == "volume" {
+		v, err := api.VolumeInspect(ctx, s.source, client.VolumeInspectOptions{})
+		if err != nil {
+			return ""
+		}
+		base = v.Volume.Mountpoint
+	}
+	dir := filepath.Join(base, filepath.Base(s.staged))
+	if os.Remove(filepath.Join(dir, probe)) != nil {
+		return ""
+	}
+	return dir
+}
+
+// openEngine streams members to the engine's own extraction in the helper. The stream is
+// extracted at the helper's root with full paths: the engine refuses links whose target
+// leaves the extraction folder, and a link to the music library is data to keep as it is.
+func (s *folderStage) openEngine(ctx context.Context) error {
+	if err := s.sh(ctx, `rm -f "$1"/`+files.TempPrefix+`probe-*`, s.staged); err != nil {
+		return err
 	}
 	pr, pw := io.Pipe()
 	s.pw, s.tw, s.copied = pw, tar.NewWriter(pw), make(chan error, 1)
 	go func() {
-		err := h.Write(ctx, s.staged, pr)
+		err := s.h.Write(ctx, "/", pr)
 		pr.CloseWithError(err)
 		s.copied <- err
 	}()
@@ -87,8 +133,9 @@ func (s *folderStage) sh(ctx context.Context, script string, args ...string) err
 	return err
 }
 
-// add writes one archive member into the staging stream, refusing names and links that
-// would land outside the folder.
+// add writes one archive member into the staging folder. Walk has applied the archive's
+// rules to it (the same ones verify applies): a clean name, not beneath a link or a file, a
+// hard link to an earlier file of the same source.
 func (s *folderStage) add(hdr *tar.Header, r io.Reader) error {
 	rel := strings.TrimPrefix(hdr.Name, s.prefix)
 	if strings.Trim(rel, "/") == "" {
@@ -96,46 +143,56 @@ func (s *folderStage) add(hdr *tar.Header, r io.Reader) error {
 		s.root = &h
 		return nil
 	}
-	if _, err := archive.SafeJoin("/staged", rel); err != nil {
-		return err
-	}
-	if err := checkLink(hdr, s.prefix, rel); err != nil {
-		return err
-	}
 	h := *hdr
-	h.Name = rel
+	h.Name = strings.TrimSuffix(rel, "/")
 	if h.Typeflag == tar.TypeLink {
-		h.Linkname = strings.TrimPrefix(h.Linkname, s.prefix)
+		target, ok := strings.CutPrefix(h.Linkname, s.prefix)
+		if !ok {
+			return fmt.Errorf("hard link %s points outside its folder: %s", hdr.Name, hdr.Linkname)
+		}
+		h.Linkname = target
 	}
-	if err := s.tw.WriteHeader(&h); err != nil {
-		return fmt.Errorf("staging %s: %w", hdr.Name, err)
+	if s.local != nil {
+		return s.local.Add(h.Name, &h, r, archive.IsSparse(hdr))
+	}
+	return s.addToEngine(&h, r, archive.IsSparse(hdr))
+}
+
+func (s *folderStage) addToEngine(h *tar.Header, r io.Reader, sparse bool) error {
+	at := strings.TrimPrefix(s.staged, "/") + "/"
+	name := h.Name
+	h.Name = at + h.Name
+	if h.Typeflag == tar.TypeLink {
+		h.Linkname = at + h.Linkname
+	}
+	h.PAXRecords = nil // the GNU.sparse records of the archive's header
+	if sparse {
+		s.dense++
+	}
+	if err := s.tw.WriteHeader(h); err != nil {
+		return fmt.Errorf("staging %s: %w", name, err)
 	}
 	if r != nil {
 		if _, err := io.Copy(s.tw, r); err != nil {
-			return fmt.Errorf("staging %s: %w", hdr.Name, err)
+			return fmt.Errorf("staging %s: %w", name, err)
 		}
-	}
-	return nil
-}
-
-// checkLink refuses symlinks that point out of the folder; a hard link's target is a member
-// name, which must lie inside it too.
-func checkLink(hdr *tar.Header, prefix, rel string) error {
-	switch hdr.Typeflag {
-	case tar.TypeSymlink:
-		return archive.CheckLink("/staged", rel, hdr.Linkname)
-	case tar.TypeLink:
-		if !strings.HasPrefix(hdr.Linkname, prefix) {
-			return fmt.Errorf("hard link %s points outside its folder: %s", hdr.Name, hdr.Linkname)
-		}
-		_, err := archive.SafeJoin("/staged", strings.TrimPrefix(hdr.Linkname, prefix))
-		return err
 	}
 	return nil
 }
 
 // finish ends the stream and waits for the engine to have written everything.
 func (s *folderStage) finish(failure error) error {
+	if s.local != nil {
+		err := s.local.Close()
+		s.local = nil
+		if failure != nil {
+			return failure
+		}
+		if err != nil {
+			return fmt.Errorf("staging %s: %w", s.source, err)
+		}
+		return s.applyRoot()
+	}
 	if s.pw == nil {
 		return failure
 	}
@@ -257,4 +314,10 @@ func (s *folderStage) describe() string {
 		return "volume " + s.source
 	}
 	return "folder " + s.source
+}
+
+func randomID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }
