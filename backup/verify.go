@@ -33,7 +33,9 @@ type VerifyResult struct {
 	TOCEntries int          `json:"tocEntries"`
 	Deep       bool         `json:"deep"`
 	Tables     []TableCheck `json:"tables,omitempty"`
-	OK         bool         `json:"ok"`
+	// FilesRestored counts the entries a deep check restored into a scratch folder and compared.
+	FilesRestored int  `json:"filesRestored,omitempty"`
+	OK            bool `json:"ok"`
 }
 
 // TableCheck compares a table's rows after a deep restore with the manifest.
@@ -63,15 +65,32 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 		// A failure replaces an earlier OK: list must not show a damaged file as verified.
 		_ = recordVerification(o.Path, Verification{At: time.Now().UTC(), Deep: o.Deep, OK: res.OK})
 	}()
+	var trial *fileTrial
+	if o.Deep {
+		if trial, err = newFileTrial(o.Path, m.Sources); err != nil {
+			return res, err
+		}
+		defer trial.remove()
+	}
+	sums := memberSums(m)
 	_, err = archive.Walk(o.Path, func(hdr *tar.Header, r io.Reader) error {
 		res.Members++
-		if hdr.Name != m.Database.Member {
-			return nil
+		if hdr.Name == m.Database.Member {
+			return checkDump(ctx, pg, o.Deep, r, res)
 		}
-		return checkDump(ctx, pg, o.Deep, r, res)
+		if trial != nil {
+			return trial.add(hdr, r, sums[hdr.Name])
+		}
+		return nil
 	})
 	if err != nil {
 		return res, fmt.Errorf("verifying %s: %w", o.Path, err)
+	}
+	if trial != nil {
+		if err := trial.check(ctx); err != nil {
+			return res, fmt.Errorf("verifying %s: test restore of the files: %w", o.Path, err)
+		}
+		res.FilesRestored = len(trial.want)
 	}
 	if o.Deep {
 		if err := compareRows(ctx, pg, m, res); err != nil {
@@ -80,6 +99,14 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 	}
 	res.OK = true
 	return res, nil
+}
+
+func memberSums(m *archive.Manifest) map[string]string {
+	sums := make(map[string]string, len(m.Members))
+	for _, mem := range m.Members {
+		sums[mem.Name] = mem.SHA256
+	}
+	return sums
 }
 
 func checkDump(ctx context.Context, pg postgres.Target, deep bool, r io.Reader, res *VerifyResult) error {

@@ -20,9 +20,12 @@ import (
 // os.Root, which never lets a path leave it, and files are created exclusively, so nothing
 // is written through a link. It needs root, as restoring owners does.
 type Extractor struct {
-	root *os.Root
-	dirs []dirAttrs // applied at Close, deepest last written first, so children cannot touch them
-	buf  []byte
+	// KeepOwners gives entries their saved owners, which only root may do; NewExtractor sets
+	// it, a test restore as another user clears it.
+	KeepOwners bool
+	root       *os.Root
+	dirs       []dirAttrs // applied at Close, in reverse, so writing into them cannot change them
+	buf        []byte
 }
 
 type dirAttrs struct {
@@ -36,7 +39,7 @@ func NewExtractor(dir string) (*Extractor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s to restore into: %w", dir, err)
 	}
-	return &Extractor{root: root, buf: make([]byte, 256<<10)}, nil
+	return &Extractor{KeepOwners: true, root: root, buf: make([]byte, 256<<10)}, nil
 }
 
 // Add writes one member. name is its path inside the folder; for a hard link, hdr.Linkname
@@ -78,7 +81,10 @@ func (x *Extractor) file(name string, hdr *tar.Header, r io.Reader, sparse bool)
 	}
 	err = x.content(f, hdr.Size, r, sparse)
 	// chown clears setuid and setgid, so the mode comes after it.
-	err = errors.Join(err, f.Chown(hdr.Uid, hdr.Gid), f.Chmod(hdr.FileInfo().Mode()), f.Close())
+	if x.KeepOwners {
+		err = errors.Join(err, f.Chown(hdr.Uid, hdr.Gid))
+	}
+	err = errors.Join(err, f.Chmod(hdr.FileInfo().Mode()), f.Close())
 	if err != nil {
 		return err
 	}
@@ -131,7 +137,7 @@ func (x *Extractor) symlink(name string, hdr *tar.Header) error {
 	if err := x.root.Symlink(hdr.Linkname, name); err != nil {
 		return err
 	}
-	if err := x.root.Lchown(name, hdr.Uid, hdr.Gid); err != nil {
+	if err := x.lchown(name, hdr); err != nil {
 		return err
 	}
 	return x.inParent(name, func(dirfd int, base string) error {
@@ -151,12 +157,20 @@ func (x *Extractor) node(name string, hdr *tar.Header) error {
 		mode |= unix.S_IFBLK
 	}
 	dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
-	return x.inParent(name, func(dirfd int, base string) error {
+	err := x.inParent(name, func(dirfd int, base string) error {
 		if err := unix.Mknodat(dirfd, base, mode, int(dev)); err != nil {
 			return err
 		}
-		return unix.Fchownat(dirfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW)
+		return nil
 	})
+	return errors.Join(err, x.lchown(name, hdr))
+}
+
+func (x *Extractor) lchown(name string, hdr *tar.Header) error {
+	if !x.KeepOwners {
+		return nil
+	}
+	return x.root.Lchown(name, hdr.Uid, hdr.Gid)
 }
 
 // inParent runs fn on the folder that holds name, opened beneath the root: the *at system
@@ -177,7 +191,7 @@ func (x *Extractor) Close() error {
 	var errs []error
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		d := x.dirs[i]
-		errs = append(errs, x.root.Lchown(d.name, d.hdr.Uid, d.hdr.Gid),
+		errs = append(errs, x.lchown(d.name, &d.hdr),
 			x.root.Chmod(d.name, d.hdr.FileInfo().Mode()),
 			x.root.Chtimes(d.name, time.Now(), d.hdr.ModTime))
 	}

@@ -32,7 +32,7 @@ func verifyCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder, for latest")
-	f.BoolVar(&opts.deep, "deep", false, "Restore the dump into a throwaway container and compare row counts")
+	f.BoolVar(&opts.deep, "deep", false, "Also restore the dump into a throwaway container and the files into a scratch folder, and compare them with the backup")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	return cmd
 }
@@ -59,7 +59,8 @@ func runVerify(ctx context.Context, dockerCli command.Cli, opts verifyOptions, a
 	}
 	kind := "checksums and table of contents"
 	if res.Deep {
-		kind = fmt.Sprintf("checksums, table of contents, and a test restore of %d tables", len(res.Tables))
+		kind = fmt.Sprintf("checksums, table of contents, and a test restore of %d tables and %d files and folders",
+			len(res.Tables), res.FilesRestored)
 	}
 	_, err = fmt.Fprintf(dockerCli.Out(), "OK %s: %d members, %d dump entries (%s)\n", res.Path, res.Members, res.TOCEntries, kind)
 	return err
