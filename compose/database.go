@@ -33,7 +33,7 @@ func findDatabase(p *types.Project, override string) (*Database, error) {
 	}
 	var others string
 	if len(d.RunOther) > 0 {
-		others = fmt.Sprintf("; %s run something other than postgres", strings.Join(d.RunOther, ", "))
+		others = fmt.Sprintf("; not postgres by their entrypoint or command: %s", strings.Join(d.RunOther, ", "))
 	}
 	return nil, &UserError{Err: fmt.Errorf("%w in project %q (services: %s%s): "+
 		"name it with --db-service or the label %s=database", ErrNoDatabase, p.Name, strings.Join(sortedServiceNames(p), ", "),
