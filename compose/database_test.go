@@ -153,3 +153,14 @@ func TestSimpleCommands(t *testing.T) {
 		t.Errorf("simpleCommands = %q\nwant %q", got, want)
 	}
 }
+
+// TestNoDatabaseNamesSetAside: when every lookalike runs something else, the error says so.
+func TestNoDatabaseNamesSetAside(t *testing.T) {
+	sleeper := service(types.ContainerSpec{Image: pgImage, Command: types.ShellCommand{"sleep", "infinity"}}, nil)
+	p := &types.Project{Name: "p", Services: types.Services{"echo": sleeper, "web": service(types.ContainerSpec{Image: "nginx"}, nil)}}
+	_, err := findDatabase(p, "")
+	if err == nil || !IsUserError(err) || !strings.Contains(err.Error(), "not postgres by their entrypoint or command: echo") ||
+		!strings.Contains(err.Error(), "--db-service") {
+		t.Errorf("err = %v", err)
+	}
+}
