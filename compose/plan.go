@@ -213,13 +213,16 @@ func isSpecialPath(src string) bool {
 	return false
 }
 
-// isCache recognises the cache by its image or, for a general image, by the program it runs.
+// isCache recognises the cache by the program it runs (entrypoint or command, also inside
+// `sh -c`) or, where that is the image's default, by its image.
 func isCache(svc types.ServiceConfig) bool {
 	caches := []string{"redis", "valkey", "keydb", "memcached", "dragonfly"}
-	if len(svc.Command) > 0 && nameHasAny(path.Base(svc.Command[0]), caches...) {
-		return true
-	}
-	return nameHasAny(imageName(svc.Image), caches...)
+	return slices.ContainsFunc(programs(svc), func(prog string) bool {
+		if prog == imageDefault {
+			return nameHasAny(imageName(svc.Image), caches...)
+		}
+		return nameHasAny(prog, caches...) && !strings.HasSuffix(prog, "-cli") && !strings.HasSuffix(prog, "-benchmark")
+	})
 }
 
 // imageName is the repository's last path element without tag or digest: "postgres" for

@@ -144,3 +144,21 @@ func TestDataVolumes(t *testing.T) {
 		t.Errorf("External: shared %v, p_data %v; want true, false", plan.External("shared"), plan.External("p_data"))
 	}
 }
+
+// TestSidecarLayout: the e2e fixture where every service runs the database's image and only
+// entrypoint and command overrides (string and list forms, sh -c scripts) tell them apart.
+func TestSidecarLayout(t *testing.T) {
+	t.Setenv("ECHOBACKUP_PG_IMAGE", "postgres:16")
+	plan := loadPlan(t, "../e2e/testdata/sidecar", "")
+	if db := plan.Database; db.Service != "postgres" || db.User != "echo" || db.Name != "echo" || db.Volume != "sidecar_pgdata" {
+		t.Errorf("database = %+v", db)
+	}
+	for name, want := range map[string]Role{"postgres": RoleDatabase, "echo": RoleApp, "redis": RoleCache, "backup": RoleApp} {
+		if s, _ := plan.Service(name); s.Role != want {
+			t.Errorf("%s: role %s, want %s", name, s.Role, want)
+		}
+	}
+	if it := findItem(t, plan, "/data"); it.Role != RoleCache || it.Backup {
+		t.Errorf("redis data = %+v", it)
+	}
+}

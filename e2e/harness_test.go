@@ -83,6 +83,12 @@ var Fixtures = map[string]Fixture{
 		AppService: "echo", DataVolume: "echo_data",
 		ComposeFiles: []string{"compose.yaml", "compose.override.yaml"}, ProjectFlag: true,
 	},
+	// Every service from the database's image, told apart by entrypoint and command overrides,
+	// and a pg_dump sidecar: found without --db-service.
+	"sidecar": {
+		Name: "sidecar", DBService: "postgres", DBUser: "echo", DBPassword: "sidecar-db-secret", DBName: "echo",
+		AppService: "echo",
+	},
 }
 
 var (
