@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -528,6 +529,9 @@ func manifestFrame(frames *zstd.Encoder, m *Manifest) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encoding manifest: %w", err)
 	}
+	if err := readsBack(js, m); err != nil {
+		return nil, err
+	}
 	js = append(js, '\n')
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -549,6 +553,20 @@ func manifestFrame(frames *zstd.Encoder, m *Manifest) ([]byte, error) {
 		return nil, fmt.Errorf("padding manifest: %w", err)
 	}
 	return frames.EncodeAll(buf.Bytes(), nil), nil
+}
+
+// readsBack decodes the manifest as verify and restore will, and refuses to commit one that
+// would not say the same: a name that JSON could not carry would make every member look
+// missing on the day of the restore.
+func readsBack(js []byte, m *Manifest) error {
+	var back Manifest
+	if err := json.Unmarshal(js, &back); err != nil {
+		return fmt.Errorf("the manifest does not decode: %w", err)
+	}
+	if !slices.Equal(back.Members, m.Members) || !slices.Equal(back.Skipped, m.Skipped) {
+		return errors.New("the manifest does not read back as written (a member name it cannot carry?)")
+	}
+	return nil
 }
 
 // publish writes the region, makes the file durable and gives it its name.
