@@ -166,7 +166,9 @@ func (s *folderStage) addToEngine(h *tar.Header, r io.Reader, sparse bool) error
 	if h.Typeflag == tar.TypeLink {
 		h.Linkname = at + h.Linkname
 	}
-	h.PAXRecords = nil // the GNU.sparse records of the archive's header
+	// The longer name may need PAX, whatever the archive used; the GNU.sparse records of the
+	// archive's header do not describe this stream.
+	h.Format, h.PAXRecords = tar.FormatPAX, nil
 	if sparse {
 		s.dense++
 	}
