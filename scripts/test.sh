@@ -26,6 +26,13 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
+step "go mod tidy -diff  (go.mod and go.sum say exactly what the code imports)"
+if ! tidy="$(go mod tidy -diff 2>&1)"; then
+	echo "go.mod or go.sum is not tidy: run go mod tidy and commit the result" >&2
+	printf '%s\n' "$tidy" | head -n 40 >&2
+	exit 1
+fi
+
 step "go vet ./...  (and the e2e package: go vet -tags e2e ./e2e/...)"
 go vet ./...
 go vet -tags e2e ./e2e/...
