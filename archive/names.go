@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"archive/tar"
 	"errors"
 	"fmt"
 	"path"
@@ -131,4 +132,36 @@ func (t *tree) add(name, typ string) {
 // forget drops a name whose member was never written.
 func (t *tree) forget(name string) {
 	delete(t.kinds, strings.TrimSuffix(name, "/"))
+}
+
+// Layout applies the archive's rules to members one by one, for a writer of its own: a
+// restore's staging checks every member it writes with it, so that a tar that did not come
+// from an archive of ours (the manual procedure's tar of ./data) is held to the same rules.
+type Layout struct{ names *tree }
+
+// NewLayout starts an empty layout.
+func NewLayout() *Layout { return &Layout{names: newTree()} }
+
+// Check refuses hdr if its name is not clean and relative, or the archive's rules refuse it
+// after the members checked before; otherwise it records it.
+func (l *Layout) Check(hdr *tar.Header) error {
+	typ, err := memberType(hdr.Typeflag)
+	if err != nil {
+		return fmt.Errorf("member %q: %w", hdr.Name, err)
+	}
+	name, err := cleanName(hdr.Name, hdr.Typeflag == tar.TypeDir)
+	if err != nil {
+		return err
+	}
+	hardlink := ""
+	if hdr.Typeflag == tar.TypeLink {
+		if hardlink, err = cleanName(hdr.Linkname, false); err != nil {
+			return fmt.Errorf("hard link %q: %w", hdr.Name, err)
+		}
+	}
+	if err := l.names.check(name, typ, hardlink); err != nil {
+		return err
+	}
+	l.names.add(name, typ)
+	return nil
 }

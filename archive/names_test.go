@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"archive/tar"
 	"path/filepath"
 	"runtime"
 	"testing"
@@ -103,6 +104,38 @@ func TestCleanName(t *testing.T) {
 	for _, c := range cases {
 		if got, err := cleanName(c.in, c.dir); err != nil || got != c.want {
 			t.Errorf("cleanName(%q, %v) = %q, %v; want %q", c.in, c.dir, got, err, c.want)
+		}
+	}
+}
+
+// TestLayout: the check staging applies to every member, also from tars of other tools.
+func TestLayout(t *testing.T) {
+	l := NewLayout()
+	ok := []tar.Header{
+		{Typeflag: tar.TypeDir, Name: "files/data/"},
+		{Typeflag: tar.TypeSymlink, Name: "files/data/library", Linkname: "/music"},
+		{Typeflag: tar.TypeSymlink, Name: "files/data/up", Linkname: "../../.."},
+		{Typeflag: tar.TypeReg, Name: "files/data/a"},
+		{Typeflag: tar.TypeLink, Name: "files/data/b", Linkname: "files/data/a"},
+	}
+	for _, h := range ok {
+		if err := l.Check(&h); err != nil {
+			t.Errorf("Check(%q): %v", h.Name, err)
+		}
+	}
+	bad := []tar.Header{
+		{Typeflag: tar.TypeReg, Name: "files/data/library/x"}, // written through a link
+		{Typeflag: tar.TypeDir, Name: "files/data/up/etc/"},
+		{Typeflag: tar.TypeReg, Name: "files/data/a/x"},
+		{Typeflag: tar.TypeReg, Name: "/etc/passwd"},
+		{Typeflag: tar.TypeReg, Name: "files/data/../../x"},
+		{Typeflag: tar.TypeLink, Name: "files/data/c", Linkname: "../etc/shadow"},
+		{Typeflag: tar.TypeLink, Name: "files/data/d", Linkname: "files/other/a"},
+		{Typeflag: tar.TypeReg, Name: "files/data/a"},
+	}
+	for _, h := range bad {
+		if err := l.Check(&h); err == nil {
+			t.Errorf("Check accepted %q -> %q", h.Name, h.Linkname)
 		}
 	}
 }

@@ -40,12 +40,15 @@ type folderStage struct {
 	copied chan error
 	// dense counts sparse files the engine's extraction wrote whole.
 	dense int
+	// layout holds every member to the archive's rules, whatever the input: the engine
+	// extracts at the helper's root, so a member beneath a link must never reach it.
+	layout *archive.Layout
 }
 
 const helperRoot = "/echobackup"
 
 func newFolderStage(src archive.Source, kind, source, id string) *folderStage {
-	s := &folderStage{name: src.Name, prefix: src.Member, kind: kind, source: source}
+	s := &folderStage{name: src.Name, prefix: src.Member, kind: kind, source: source, layout: archive.NewLayout()}
 	if kind == "volume" {
 		s.live = helperRoot + "/vol"
 		s.staged = s.live + "/" + files.TempPrefix + "new-" + id
@@ -134,10 +137,13 @@ func (s *folderStage) sh(ctx context.Context, script string, args ...string) err
 	return err
 }
 
-// add writes one archive member into the staging folder. Walk has applied the archive's
-// rules to it (the same ones verify applies): a clean name, not beneath a link or a file, a
-// hard link to an earlier file of the same source.
+// add writes one archive member into the staging folder, under the archive's rules (the
+// ones Walk and so verify apply): a clean name, not beneath a link or a file, a hard link to
+// an earlier file of the same source.
 func (s *folderStage) add(hdr *tar.Header, r io.Reader) error {
+	if err := s.layout.Check(hdr); err != nil {
+		return err
+	}
 	rel := strings.TrimPrefix(hdr.Name, s.prefix)
 	if strings.Trim(rel, "/") == "" {
 		h := *hdr
