@@ -203,6 +203,10 @@ func (m *manualInput) rename(hdr *tar.Header, top *string) (*tar.Header, error) 
 	if *top == "" {
 		*top = first
 	}
+	if first == "" {
+		return nil, fmt.Errorf("%s should hold one folder (as `tar czf data-backup.tar.gz ./data` makes), "+
+			"but holds a folder's contents (as `tar czf … -C data .` makes)", m.tgz)
+	}
 	if first != *top || (rest == "" && h.Typeflag != tar.TypeDir) {
 		return nil, fmt.Errorf("%s should hold one folder (as `tar czf data-backup.tar.gz ./data` makes), "+
 			"but holds %q beside %q", m.tgz, first, *top)
