@@ -65,15 +65,31 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 		// A failure replaces an earlier OK: list must not show a damaged file as verified.
 		_ = recordVerification(o.Path, Verification{At: time.Now().UTC(), Deep: o.Deep, OK: res.OK})
 	}()
+	if err := walkAndCheck(ctx, o, m, pg, res); err != nil {
+		return res, fmt.Errorf("verifying %s: %w", o.Path, err)
+	}
+	if o.Deep {
+		if err := compareRows(ctx, pg, m, res); err != nil {
+			return res, fmt.Errorf("verifying %s: %w", o.Path, err)
+		}
+	}
+	res.OK = true
+	return res, nil
+}
+
+// walkAndCheck reads the whole archive once: the dump goes to pg_restore, and with Deep the
+// files to a test restore that is compared with the archive at the end.
+func walkAndCheck(ctx context.Context, o VerifyOptions, m *archive.Manifest, pg postgres.Target, res *VerifyResult) error {
 	var trial *fileTrial
 	if o.Deep {
+		var err error
 		if trial, err = newFileTrial(o.Path, m.Sources); err != nil {
-			return res, err
+			return err
 		}
 		defer trial.remove()
 	}
 	sums := memberSums(m)
-	_, err = archive.Walk(o.Path, func(hdr *tar.Header, r io.Reader) error {
+	_, err := archive.Walk(o.Path, func(hdr *tar.Header, r io.Reader) error {
 		res.Members++
 		if hdr.Name == m.Database.Member {
 			return checkDump(ctx, pg, o.Deep, r, res)
@@ -83,22 +99,14 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 		}
 		return nil
 	})
-	if err != nil {
-		return res, fmt.Errorf("verifying %s: %w", o.Path, err)
+	if err != nil || trial == nil {
+		return err
 	}
-	if trial != nil {
-		if err := trial.check(ctx); err != nil {
-			return res, fmt.Errorf("verifying %s: test restore of the files: %w", o.Path, err)
-		}
-		res.FilesRestored = len(trial.want)
+	if err := trial.check(ctx); err != nil {
+		return fmt.Errorf("test restore of the files: %w", err)
 	}
-	if o.Deep {
-		if err := compareRows(ctx, pg, m, res); err != nil {
-			return res, fmt.Errorf("verifying %s: %w", o.Path, err)
-		}
-	}
-	res.OK = true
-	return res, nil
+	res.FilesRestored = len(trial.want)
+	return nil
 }
 
 func memberSums(m *archive.Manifest) map[string]string {

@@ -102,28 +102,14 @@ func addLocal(p, name string, sink Sink, links map[fileID]string) error {
 		sink.Leave(name, kind) // live endpoints, not data
 		return nil
 	}
-	link := ""
-	if info.Mode()&fs.ModeSymlink != 0 {
-		if link, err = os.Readlink(p); err != nil {
-			return err
-		}
-	}
-	hdr, err := tar.FileInfoHeader(numericOwner{info}, link)
+	hdr, err := localHeader(p, name, info)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", p, err)
-	}
-	hdr.Name = name
-	// Names of owners differ between hosts and containers; the numbers are what the app uses.
-	hdr.Uname, hdr.Gname = "", ""
-	st, _ := info.Sys().(*syscall.Stat_t)
-	if st != nil {
-		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+		return err
 	}
 	if hdr.Typeflag != tar.TypeReg {
-		hdr.Size = 0
 		return sink.Add(hdr, nil)
 	}
-	if st != nil && st.Nlink > 1 {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Nlink > 1 {
 		id := fileID{uint64(st.Dev), st.Ino}
 		if first, seen := links[id]; seen {
 			hdr.Typeflag, hdr.Linkname, hdr.Size = tar.TypeLink, first, 0
@@ -131,12 +117,41 @@ func addLocal(p, name string, sink Sink, links map[fileID]string) error {
 		}
 		links[id] = name
 	}
+	return addContent(p, hdr, info, sink)
+}
+
+// localHeader describes an entry with numeric owners: names of owners differ between hosts
+// and containers, the numbers are what the app uses.
+func localHeader(p, name string, info fs.FileInfo) (*tar.Header, error) {
+	link := ""
+	if info.Mode()&fs.ModeSymlink != 0 {
+		var err error
+		if link, err = os.Readlink(p); err != nil {
+			return nil, err
+		}
+	}
+	hdr, err := tar.FileInfoHeader(numericOwner{info}, link)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", p, err)
+	}
+	hdr.Name, hdr.Uname, hdr.Gname = name, "", ""
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		hdr.Uid, hdr.Gid = int(st.Uid), int(st.Gid)
+	}
+	if hdr.Typeflag != tar.TypeReg {
+		hdr.Size = 0
+	}
+	return hdr, nil
+}
+
+// addContent hands over a regular file's content: its data extents when it has holes.
+func addContent(p string, hdr *tar.Header, info fs.FileInfo, sink Sink) error {
 	f, err := os.Open(p)
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", p, err)
 	}
 	defer f.Close()
-	if st != nil && st.Blocks*512 < hdr.Size {
+	if st, ok := info.Sys().(*syscall.Stat_t); ok && st.Blocks*512 < hdr.Size {
 		if data, err := dataExtents(f, hdr.Size); err == nil && holes(data, hdr.Size) {
 			return sink.Add(hdr, &archive.Sparse{File: f, Size: hdr.Size, Data: data})
 		}
