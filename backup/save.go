@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
@@ -101,13 +103,34 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	err = g.Wait()
 	stopProgress()
 	if err != nil {
-		return nil, err
+		return nil, full(o.Dir, w, err)
 	}
 	if err := w.Commit(m); err != nil {
-		return nil, fmt.Errorf("writing backup %s: %w", w.Path(), err)
+		return nil, full(o.Dir, w, fmt.Errorf("writing backup %s: %w", w.Path(), err))
 	}
 	res.Path = w.Path()
 	return finish(res, m)
+}
+
+// ErrFull says the backup folder's disk filled up during a save.
+var ErrFull = errors.New("the backup folder is full")
+
+// full turns a save that failed because the disk filled up into one line that says so, and
+// what it means: the partial archive is removed (by the deferred Abort), the backups there
+// before are untouched. ENOSPC may reach us wrapped, or only as pg_dump's or the engine's
+// text, so a folder with (almost) no room left counts too, measured before Abort frees it.
+func full(dir string, w *archive.Writer, err error) error {
+	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) && !nearlyFull(dir) {
+		return err
+	}
+	return fmt.Errorf("%w: saving into %s ran out of space (ENOSPC) after %s: nothing was saved, the previous backups are untouched",
+		ErrFull, dir, units.BytesSize(float64(w.Written())))
+}
+
+// nearlyFull is true when less than 1 MiB is left for us in dir.
+func nearlyFull(dir string) bool {
+	var fs syscall.Statfs_t
+	return syscall.Statfs(dir, &fs) == nil && int64(fs.Bavail)*fs.Bsize < 1<<20
 }
 
 // maxPerSecond bounds the names tried for one second; far more than saves can take.
