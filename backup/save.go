@@ -112,8 +112,19 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	return finish(res, m)
 }
 
-// ErrFull says the backup folder's disk filled up during a save.
-var ErrFull = errors.New("the backup folder is full")
+// FullError says the backup folder's disk filled up during a save.
+type FullError struct {
+	Dir     string
+	Written int64 // what the archive held when it failed
+	Err     error
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("saving: the backup folder %s is full (ENOSPC) after %s: nothing was saved, the previous backups are untouched",
+		e.Dir, units.BytesSize(float64(e.Written)))
+}
+
+func (e *FullError) Unwrap() error { return e.Err }
 
 // full turns a save that failed because the disk filled up into one line that says so, and
 // what it means: the partial archive is removed (by the deferred Abort), the backups there
@@ -123,8 +134,7 @@ func full(dir string, w *archive.Writer, err error) error {
 	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) && !nearlyFull(dir) {
 		return err
 	}
-	return fmt.Errorf("%w: saving into %s ran out of space (ENOSPC) after %s: nothing was saved, the previous backups are untouched",
-		ErrFull, dir, units.BytesSize(float64(w.Written())))
+	return &FullError{Dir: dir, Written: w.Written(), Err: err}
 }
 
 // nearlyFull is true when less than 1 MiB is left for us in dir.

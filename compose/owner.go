@@ -46,17 +46,19 @@ func ownerOf(labels map[string]string) (o Owner, ok bool) {
 	return Owner{Host: labels[LabelOwnerHost], PID: pid, Start: labels[LabelOwnerStart]}, true
 }
 
-// alive tells whether the owner still runs, for an owner on this host.
+// alive tells whether the owner still runs, for an owner on this host. A zombie has ended:
+// a killed plugin stays one until the process it was reparented to reaps it.
 func (o Owner) alive() bool {
 	start, err := processStart(o.PID)
-	if err != nil {
+	if err != nil || start == "" {
 		return false
 	}
 	return o.Start == "" || start == o.Start
 }
 
-// processStart is field 22 of /proc/PID/stat. The command name (field 2) is in parentheses
-// and may hold spaces or parentheses itself, so the fields are counted after the last ")".
+// processStart is field 22 of /proc/PID/stat, "" for a process that has ended but is not yet
+// reaped (state Z or X). The command name (field 2) is in parentheses and may hold spaces or
+// parentheses itself, so the fields are counted after the last ")".
 func processStart(pid int) (string, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -74,6 +76,9 @@ func statStart(stat string) (string, error) {
 	// fields[0] is field 3 (the state), so field 22 is fields[19].
 	if len(fields) < 20 {
 		return "", fmt.Errorf("short process status %q", stat)
+	}
+	if fields[0] == "Z" || fields[0] == "X" {
+		return "", nil
 	}
 	return fields[19], nil
 }

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/moby/moby/api/types/container"
@@ -15,6 +16,9 @@ func TestStatStart(t *testing.T) {
 	got, err := statStart(stat)
 	if err != nil || got != "987654" {
 		t.Fatalf("statStart = %q, %v; want 987654", got, err)
+	}
+	if got, err := statStart(strings.Replace(stat, ") S ", ") Z ", 1)); err != nil || got != "" {
+		t.Errorf("a zombie's start = %q, %v; want none", got, err)
 	}
 	if _, err := statStart("4242 (short) S 1"); err == nil {
 		t.Error("a short status was accepted")
