@@ -117,7 +117,7 @@ func exitCode(err error) int {
 // the kills fall in every phase of its run and the last ones after its end.
 func spreadDelays(d time.Duration, n int) []time.Duration {
 	out := make([]time.Duration, n)
-	last := d * 115 / 100
+	last := d * 130 / 100
 	for i := range out {
 		out[i] = last * time.Duration(i) / time.Duration(n-1)
 	}
