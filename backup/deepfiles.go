@@ -14,6 +14,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/files"
+	"github.com/echo-backup/echo-backup/leftover"
 )
 
 // fileTrial is verify --deep's test restore of the data: every source is written into a
@@ -21,6 +22,7 @@ import (
 // the reader a save uses, and each entry is compared with what the archive says.
 type fileTrial struct {
 	dir     string
+	release func() // the hold that keeps another command's sweep away from dir
 	sources []archive.Source
 	x       map[string]*files.Extractor // by member prefix
 	want    map[string]trialEntry
@@ -39,11 +41,11 @@ type trialEntry struct {
 }
 
 func newFileTrial(backupPath string, sources []archive.Source) (*fileTrial, error) {
-	dir, err := os.MkdirTemp(filepath.Dir(backupPath), files.TempPrefix+"verify-")
+	dir, release, err := leftover.MkdirTemp(filepath.Dir(backupPath), leftover.VerifyPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("making a scratch folder for the test restore of the files: %w", err)
 	}
-	ft := &fileTrial{dir: dir, x: map[string]*files.Extractor{}, want: map[string]trialEntry{}, owners: os.Geteuid() == 0}
+	ft := &fileTrial{dir: dir, release: release, x: map[string]*files.Extractor{}, want: map[string]trialEntry{}, owners: os.Geteuid() == 0}
 	for i, src := range sources {
 		if src.Kind == archive.KindDeployment {
 			continue
@@ -118,7 +120,10 @@ func (ft *fileTrial) check(ctx context.Context) error {
 	return nil
 }
 
-func (ft *fileTrial) remove() { _ = os.RemoveAll(ft.dir) }
+func (ft *fileTrial) remove() {
+	_ = os.RemoveAll(ft.dir)
+	ft.release()
+}
 
 // trialReader compares each entry read back from the scratch folders with the archive's.
 type trialReader struct {

@@ -157,6 +157,8 @@ func flock(f *os.File, how int) error {
 const (
 	partialSuffix = ".partial"          // archives being written, their side streams, spools
 	xferPrefix    = ".echobackup-xfer-" // pg_dump and pg_restore transfer folders
+	// VerifyPrefix starts verify --deep's scratch folders for its test restore of the files.
+	VerifyPrefix = ".echobackup-verify-"
 	// RecordSuffix ends a record's temporary file (backup.WriteRecord) before its rename.
 	RecordSuffix = ".echobackup.tmp"
 	// Older records' temporary files: ".<archive>.tar.zst.verified.<random>.tmp".
@@ -174,6 +176,8 @@ func Ours(name string) bool {
 	case strings.HasSuffix(name, partialSuffix) && len(name) > len("."+partialSuffix):
 		return true
 	case strings.HasPrefix(name, xferPrefix) && len(name) > len(xferPrefix):
+		return true
+	case strings.HasPrefix(name, VerifyPrefix) && len(name) > len(VerifyPrefix):
 		return true
 	case strings.HasSuffix(name, RecordSuffix) && len(name) > len("."+RecordSuffix):
 		return true

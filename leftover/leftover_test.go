@@ -17,12 +17,13 @@ func TestOurs(t *testing.T) {
 		".echo-20261201T100000.123Z.tar.zst.stream.98765.partial", // a side stream
 		".stdout-123.partial", ".stdin-456.tar.zst.partial", // spools
 		".echobackup-xfer-789",                               // transfer folder
+		".echobackup-verify-1234",                            // verify --deep scratch folder
 		".echo-20261201T100000.123Z.tar.zst.verified.42.tmp", // a record being written
 	}
 	notOurs := []string{
 		"echo-20261201T100000.123Z.tar.zst", "echo-20261201T100000.123Z.tar.zst.verified",
 		".echobackup.lock", "schedule.log", ".schedule.ping", "notes.partial", ".partial",
-		".echobackup-xfer-", ".bashrc.tmp", ".", "..", "restore-journal.json",
+		".echobackup-xfer-", ".echobackup-verify-", ".bashrc.tmp", ".", "..", "restore-journal.json",
 	}
 	for _, n := range ours {
 		if !Ours(n) {
