@@ -30,11 +30,12 @@ const shellForceEnv = "ECHOBACKUP_FORCE"
 func shellInitCommand(dockerCli command.Cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "shell-init bash|zsh|fish",
-		Short: "Print a docker shell function that takes a verified backup before volumes are deleted",
-		Long: "Prints a `docker` shell function: before `docker compose down -v`, `docker volume rm`,\n" +
-			"`docker volume prune` and `docker system prune --volumes` delete an Echo project's volumes,\n" +
-			"it takes a verified backup, and stops the command if the backup fails. Load it from the\n" +
-			"shell's rc file:\n\n" +
+		Short: "Print docker, docker-compose and sudo shell functions that take a verified backup before volumes are deleted",
+		Long: "Prints `docker`, `docker-compose` and `sudo` shell functions: before `docker compose down -v`,\n" +
+			"`docker-compose down -v`, `docker volume rm`, `docker volume prune` and `docker system prune\n" +
+			"--volumes` (also under sudo) delete an Echo project's volumes, they take a verified backup, and\n" +
+			"stop the command if the backup fails. `command docker`, `\\docker` and absolute paths are not\n" +
+			"covered: `docker echobackup protect` is. Load them from the shell's rc file:\n\n" +
 			"  bash, zsh: eval \"$(docker echobackup shell-init bash)\"\n" +
 			"  fish:      docker echobackup shell-init fish | source",
 		Args:      cobra.ExactArgs(1),
@@ -360,7 +361,9 @@ func guardUnderSudo(ctx context.Context, opts shellGuardOptions, s shellguard.Su
 		return nil
 	case !errors.As(err, &exitErr):
 		return fmt.Errorf("running the guard under sudo: %w", err)
-	case strings.Contains(stderr.String(), "'echobackup' is not a docker command"):
+	// Without the plugin, docker reads the guard's flags as its own and fails on the first.
+	case strings.Contains(stderr.String(), "'echobackup' is not a docker command"),
+		strings.Contains(stderr.String(), "unknown flag: --shell"):
 		return errors.New("the guard cannot run under sudo: sudo's docker does not find the echobackup plugin " +
 			"(install it for root too: ~root/.docker/cli-plugins or /usr/local/lib/docker/cli-plugins; " +
 			"or keep your DOCKER_CONFIG with sudo -E)")

@@ -1,6 +1,7 @@
 package shellguard
 
 import (
+	"os/exec"
 	"slices"
 	"strings"
 	"testing"
@@ -117,5 +118,32 @@ func TestParseSudo(t *testing.T) {
 				t.Errorf("args %q, want %q", got.Args, tt.args)
 			}
 		})
+	}
+}
+
+// TestQuoteZshFish runs each shell's eval on the quoted line, as the functions do (fish reads
+// it through a command substitution, which splits on newlines).
+func TestQuoteZshFish(t *testing.T) {
+	scripts := map[string]string{
+		"zsh":  `eval "set -- $1"; printf '%s\0' "$@"`,
+		"fish": `set -l line (printf '%s' $argv[1]); eval set args $line; printf '%s\0' $args`,
+	}
+	for _, sh := range []string{"zsh", "fish"} {
+		path, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("no %s here: scripts/test.sh installs it", sh)
+			continue
+		}
+		args := []string{"-c", scripts[sh], "_", Quote(sh, quoteWords)}
+		if sh == "fish" {
+			args = []string{"--no-config", "-c", scripts[sh], Quote(sh, quoteWords)}
+		}
+		out, err := exec.Command(path, args...).Output()
+		if err != nil {
+			t.Fatalf("%s: %v", sh, err)
+		}
+		if got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00"); !slices.Equal(got, quoteWords) {
+			t.Errorf("%s eval gave %q, want %q", sh, got, quoteWords)
+		}
 	}
 }
