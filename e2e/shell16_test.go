@@ -168,6 +168,19 @@ func TestShellGuardStandaloneCompose(t *testing.T) {
 		line := lines[name]
 		s.guardedCase(t, name+": "+line, func(o RunOpts) Result { return s.inShell("bash", rc, line, o) }, vols, RunOpts{Env: []string{path}})
 	}
+
+	// compose v1 itself, where the machine has it (Debian's docker-compose package, 1.29).
+	v1, err := exec.LookPath("docker-compose")
+	if err != nil {
+		t.Logf("no docker-compose on PATH: the v1 binary's case did not run")
+		return
+	}
+	if out, err := exec.Command(v1, "version", "--short").Output(); err != nil || !strings.HasPrefix(strings.TrimSpace(string(out)), "1.") {
+		t.Logf("%s is not compose v1 (%s, %v): the v1 binary's case did not run", v1, strings.TrimSpace(string(out)), err)
+		return
+	}
+	line := "docker-compose -p " + s.Name + " " + files + " down --volumes -t 1"
+	s.guardedCase(t, "v1 binary "+v1+": "+line, func(o RunOpts) Result { return s.inShell("bash", rc, line, o) }, vols, RunOpts{})
 }
 
 // TestShellGuardZshFish: the functions in zsh and fish, for `docker compose down -v` and

@@ -57,7 +57,7 @@ func scheduleInstallCommand(dockerCli command.Cli, p *projectOptions) *cobra.Com
 	opts := scheduleOptions{projectOptions: p}
 	cmd := &cobra.Command{
 		Use:   "install [OPTIONS]",
-		Short: "Add (or replace) the project's entry in your crontab: save, verify, prune",
+		Short: "Add (or replace) the project's entry in your crontab: save, verify, prune; and protect the project",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return userError(runScheduleInstall(cmd.Context(), dockerCli, opts))
