@@ -85,17 +85,14 @@ func shellGuardCommand(dockerCli command.Cli) *cobra.Command {
 }
 
 func runShellGuard(ctx context.Context, cobraCmd *cobra.Command, dockerCli command.Cli, opts shellGuardOptions, argv []string) error {
-	var parsed shellguard.Command
 	switch opts.program {
-	case shellguard.ProgramDocker:
-		parsed = shellguard.Parse(argv)
-	case shellguard.ProgramCompose:
-		parsed = shellguard.ParseStandalone(argv)
-	case "sudo":
+	case shellguard.ProgramDocker, shellguard.ProgramCompose:
+	case shellguard.ProgramSudo:
 		return runSudoGuard(ctx, dockerCli, opts, argv)
 	default:
 		return cli.StatusError{StatusCode: exitUsage, Status: fmt.Sprintf("--program %q: use docker, docker-compose or sudo", opts.program)}
 	}
+	parsed := parseProgram(opts.program, argv)
 	var err error
 	switch {
 	case parsed.Kind == shellguard.Pass:

@@ -147,3 +147,28 @@ func TestQuoteZshFish(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptFunctions: every shell gets the three functions, each asking the guard with its
+// --program, and the shells that are here read the script without a syntax error.
+func TestScriptFunctions(t *testing.T) {
+	for _, sh := range Shells {
+		s, err := Script(sh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"--program docker-compose", "--program sudo", "command docker-compose", "command sudo"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("%s script lacks %q", sh, want)
+			}
+		}
+		path, err := exec.LookPath(sh)
+		if err != nil {
+			t.Logf("no %s here to read the script", sh)
+			continue
+		}
+		// fish -n -c reports a syntax error but exits 0: any output is one.
+		if out, err := exec.Command(path, "-n", "-c", s).CombinedOutput(); err != nil || len(out) > 0 {
+			t.Errorf("%s -n: %v\n%s", sh, err, out)
+		}
+	}
+}

@@ -9,10 +9,12 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// Programs under sudo that the guard reads.
+// Programs the shell functions wrap; docker and docker-compose are also the ones the guard
+// reads under sudo.
 const (
 	ProgramDocker  = "docker"
 	ProgramCompose = "docker-compose"
+	ProgramSudo    = "sudo"
 )
 
 // Sudo is a sudo command line (what follows `sudo`) that runs docker or docker-compose.
