@@ -181,6 +181,22 @@ func TestShellGuardStandaloneCompose(t *testing.T) {
 	}
 	line := "docker-compose -p " + s.Name + " " + files + " down --volumes -t 1"
 	s.guardedCase(t, "v1 binary "+v1+": "+line, func(o RunOpts) Result { return s.inShell("bash", rc, line, o) }, vols, RunOpts{})
+
+	// Containers v1 made record the compose files as typed (relative): `docker compose -p NAME
+	// down -v` from another folder still finds them, backs up and removes the volumes.
+	if r := s.Run(RunOpts{}, v1, append(s.ProjectArgs(), "up", "-d")...); r.Code != 0 {
+		t.Fatalf("docker-compose up -d (v1): exit %d\n%s", r.Code, r.Stderr)
+	}
+	s.WaitDB(3 * time.Minute)
+	if files := strings.TrimSpace(s.MustDocker("inspect", "--format", `{{index .Config.Labels "com.docker.compose.project.config_files"}}`,
+		s.ContainerID(s.DBService))); filepath.IsAbs(strings.Split(files, ",")[0]) {
+		t.Logf("compose v1 recorded absolute compose files (%s): the relative case is not shown here", files)
+	}
+	byName := "docker compose -p " + s.Name + " down -v"
+	s.guardedCase(t, "from another folder, by name, after v1: "+byName, func(o RunOpts) Result {
+		o.Dir = t.TempDir()
+		return s.inShell("bash", rc, byName, o)
+	}, vols, RunOpts{})
 }
 
 // TestShellGuardZshFish: the functions in zsh and fish, for `docker compose down -v` and

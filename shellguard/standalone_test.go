@@ -172,3 +172,10 @@ func TestScriptFunctions(t *testing.T) {
 		}
 	}
 }
+
+func TestUnder(t *testing.T) {
+	got := under("/srv/echo", []string{"compose.yaml", "/etc/x.yml", "../other/c.yml"})
+	if want := []string{"/srv/echo/compose.yaml", "/etc/x.yml", "/srv/other/c.yml"}; !slices.Equal(got, want) {
+		t.Errorf("under: %q, want %q", got, want)
+	}
+}
