@@ -288,6 +288,20 @@ func TestShellGuardSudo(t *testing.T) {
 	sudoKeepsDockerConfig(t)
 	s.guardedCase(t, down, func(o RunOpts) Result { return s.inShell("bash", rc, down, o) }, []string{pgdata, data}, RunOpts{})
 
+	// fish's sudo function, with -E.
+	fishRC := s.shellInitRC(t, "fish")
+	fishDown := "sudo -E docker compose " + strings.Join(s.ProjectArgs(), " ") + " down -v"
+	s.guardedCase(t, "fish: "+fishDown, func(o RunOpts) Result { return s.inShell("fish", fishRC, fishDown, o) }, []string{pgdata, data}, RunOpts{})
+
+	// docker-compose under sudo: whichever sudo's PATH finds (here Debian's v1, if installed).
+	if r := s.Run(RunOpts{Quiet: true}, "sudo", "sh", "-c", "command -v docker-compose"); r.Code == 0 {
+		composeDown := "sudo docker-compose " + strings.Join(s.ProjectArgs(), " ") + " down -v"
+		t.Logf("sudo's docker-compose: %s", strings.TrimSpace(r.Stdout))
+		s.guardedCase(t, composeDown, func(o RunOpts) Result { return s.inShell("bash", rc, composeDown, o) }, []string{pgdata, data}, RunOpts{})
+	} else {
+		t.Logf("no docker-compose on sudo's PATH: the sudo docker-compose case did not run")
+	}
+
 	// volume rm of the database's volume, its container gone (the app's stay to locate it).
 	s.MustCompose("rm", "--stop", "--force", s.DBService)
 	rm := "sudo -E docker volume rm " + pgdata
