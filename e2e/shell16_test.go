@@ -144,6 +144,23 @@ func (s *Stack) cronEnv(t *testing.T) {
 	}
 }
 
+// checkCheap: lines that delete nothing run without the plugin. With a docker config that
+// has no plugins at all they still work, while a line holding `rm` (the control) stops, as
+// the guard cannot start.
+func (s *Stack) checkCheap(t *testing.T, shell, rc, path string) {
+	t.Helper()
+	o := RunOpts{Env: []string{path, "DOCKER_CONFIG=" + t.TempDir()}}
+	for _, line := range []string{"docker ps -q --filter label=" + s.Name + "-none", "docker-compose version",
+		"sudo docker ps -q --filter label=" + s.Name + "-none", "sudo docker-compose version"} {
+		if r := s.inShell(shell, rc, line, o); r.Code != 0 {
+			t.Errorf("%s: %s without the plugin: exit %d, want it run without the guard\n%s", shell, line, r.Code, r.Stderr)
+		}
+	}
+	if r := s.inShell(shell, rc, "docker rm -f "+s.Name+"-none", o); r.Code == 0 {
+		t.Errorf("%s: docker rm without the plugin ran: the guard was not asked", shell)
+	}
+}
+
 // TestShellGuardStandaloneCompose: in bash, `docker-compose … down -v` with the standalone v2
 // binary, in compose v2's spelling and in compose v1 1.29's (--verbose, --no-ansi, long
 // project flags, --env-file, down --volumes).
@@ -159,6 +176,7 @@ func TestShellGuardStandaloneCompose(t *testing.T) {
 	if r := s.inShell("bash", rc, "docker-compose version", RunOpts{Env: []string{path}}); r.Code != 0 || !strings.Contains(r.Stdout, "v5.") {
 		t.Fatalf("docker-compose version through the function: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	}
+	s.checkCheap(t, "bash", rc, path)
 	lines := map[string]string{
 		"v2 flags": "docker-compose -p " + s.Name + " " + files + " down -v",
 		"v1 flags": "docker-compose --verbose --no-ansi --project-name " + s.Name + " --project-directory " + s.Dir +
@@ -214,6 +232,7 @@ func TestShellGuardZshFish(t *testing.T) {
 	project := strings.Join(s.ProjectArgs(), " ")
 	for _, sh := range []string{"zsh", "fish"} {
 		rc := s.shellInitRC(t, sh)
+		s.checkCheap(t, sh, rc, path)
 		for _, line := range []string{"docker compose " + project + " down -v", "docker-compose " + project + " down -v"} {
 			s.guardedCase(t, sh+": "+line, func(o RunOpts) Result { return s.inShell(sh, rc, line, o) }, vols, RunOpts{Env: []string{path}})
 		}
