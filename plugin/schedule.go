@@ -20,6 +20,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/guard"
 	"github.com/echo-backup/echo-backup/retention"
 	"github.com/echo-backup/echo-backup/schedule"
 )
@@ -34,8 +35,11 @@ type scheduleOptions struct {
 	at      string
 	ping    string
 	systemd bool
-	policy  retention.Policy
-	format  string
+	// protect: install turns protect on unless --no-protect, and the job protects on each run.
+	noProtect bool
+	protect   bool
+	policy    retention.Policy
+	format    string
 }
 
 func scheduleCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
@@ -53,7 +57,7 @@ func scheduleInstallCommand(dockerCli command.Cli, p *projectOptions) *cobra.Com
 	opts := scheduleOptions{projectOptions: p}
 	cmd := &cobra.Command{
 		Use:   "install [OPTIONS]",
-		Short: "Add (or replace) the project's entry in your crontab: save, verify, prune",
+		Short: "Add (or replace) the project's entry in your crontab: save, verify, prune; and protect the project",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return userError(runScheduleInstall(cmd.Context(), dockerCli, opts))
@@ -63,6 +67,7 @@ func scheduleInstallCommand(dockerCli command.Cli, p *projectOptions) *cobra.Com
 	f.StringVar(&opts.at, "at", "03:00", `When: "HH:MM" every day, or a cron expression such as "30 2 * * 1-5" or "@daily"`)
 	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (healthchecks.io style): URL/start, URL on success, URL/fail on failure")
 	f.BoolVar(&opts.systemd, "systemd", false, "Install a systemd user timer instead of a crontab entry")
+	f.BoolVar(&opts.noProtect, "no-protect", false, "Do not protect the project's volumes (by default install and every run do: see protect)")
 	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
 	addPolicyFlags(f, &opts.policy)
 	return cmd
@@ -112,6 +117,7 @@ func scheduleRunCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command
 	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
 	// No default from the environment: help would print the URL.
 	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (default: $"+pingEnv+", else the one install kept in the backup folder)")
+	f.BoolVar(&opts.protect, "protect", false, "Also protect the project's volumes, new ones included")
 	addPolicyFlags(f, &opts.policy)
 	return cmd
 }
@@ -152,6 +158,13 @@ func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts schedul
 	if err != nil {
 		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 	}
+	// Protect first: an engine that cannot be reached fails the install before the crontab
+	// changes.
+	protected, err := protectOnInstall(ctx, dockerCli, opts)
+	if err != nil {
+		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
+	}
+	defer fmt.Fprintln(dockerCli.Out(), protected)
 	if opts.systemd {
 		return installTimer(ctx, dockerCli.Out(), expr, job)
 	}
@@ -196,7 +209,7 @@ func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Pr
 	}
 	job, err := schedule.BuildJob(schedule.Spec{Docker: docker, Project: project.Name, Folder: project.WorkingDir,
 		ComposeFiles: project.ComposeFiles, EnvFiles: opts.EnvFiles, Profiles: opts.Profiles, DBService: opts.dbService,
-		Dir: dir, Policy: opts.policy, Context: dockerCli.CurrentContext(), Getenv: os.Getenv})
+		Dir: dir, Policy: opts.policy, Protect: !opts.noProtect, Context: dockerCli.CurrentContext(), Getenv: os.Getenv})
 	if err != nil {
 		return schedule.Job{}, err
 	}
@@ -442,13 +455,62 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 		return "", "", err
 	}
 	res, err := saveVerified(ctx, dockerCli, plan, api, opts.dir, nil)
+	// The protection does not wait on the backup: volumes added since the last run are held
+	// from now on, whether this save worked or not.
+	protected, perr := scheduledProtect(ctx, api, plan, opts.protect)
 	if err != nil {
-		return "", "", err
+		return "", "", errors.Join(err, perr)
+	}
+	if perr != nil {
+		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, perr)
 	}
 	pruned, err := pruneBackups(ctx, dockerCli, opts.dir, plan.Name, plan.WorkingDir, opts.policy, false)
 	if err != nil {
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
 	}
-	return fmt.Sprintf("saved and verified %s (%s, %d tables, %d rows, %d files) in %s; %s", filepath.Base(res.Path),
-		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.summary()), res.Path, nil
+	return fmt.Sprintf("saved and verified %s (%s, %d tables, %d rows, %d files) in %s; %s%s", filepath.Base(res.Path),
+		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.summary(), protected), res.Path, nil
+}
+
+// scheduledProtect protects the project on a run installed with protection: Protect keeps
+// what the sentinel holds and adds the project's new volumes (a service added to the compose
+// file and brought up since). A project with no data volume (data in folders, which docker
+// never deletes) needs none.
+func scheduledProtect(ctx context.Context, api compose.Engine, plan *compose.Plan, protect bool) (string, error) {
+	if !protect {
+		return "", nil
+	}
+	res, err := guard.Protect(ctx, api, plan)
+	var userErr *compose.UserError
+	switch {
+	case errors.As(err, &userErr):
+		return "; nothing to protect: " + userErr.Error(), nil
+	case err != nil:
+		return "", fmt.Errorf("protecting project %q: %w", plan.Name, err)
+	case len(res.Added) > 0:
+		return fmt.Sprintf("; protected %s (new: %s)", strings.Join(res.Sentinel.Volumes, ", "), strings.Join(res.Added, ", ")), nil
+	}
+	return "; protected " + strings.Join(res.Sentinel.Volumes, ", "), nil
+}
+
+// protectOnInstall protects the project unless --no-protect, and says so in one line. A
+// project whose volumes do not exist yet is protected by its first run.
+func protectOnInstall(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) (string, error) {
+	if opts.noProtect {
+		return "Not protected (--no-protect): docker may delete the volumes; `docker echobackup protect` keeps them", nil
+	}
+	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return "", err
+	}
+	res, err := guard.Protect(ctx, api, plan)
+	var userErr *compose.UserError
+	switch {
+	case errors.As(err, &userErr):
+		return "Protect: nothing to hold yet (" + userErr.Error() + "); each run protects what appears", nil
+	case err != nil:
+		return "", fmt.Errorf("protecting project %q (--no-protect skips it): %w", plan.Name, err)
+	}
+	return fmt.Sprintf("Protected: container %s holds %s, and each run takes in new volumes (--no-protect: not)",
+		res.Sentinel.Name, strings.Join(res.Sentinel.Volumes, ", ")), nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -29,11 +30,12 @@ const shellForceEnv = "ECHOBACKUP_FORCE"
 func shellInitCommand(dockerCli command.Cli) *cobra.Command {
 	return &cobra.Command{
 		Use:   "shell-init bash|zsh|fish",
-		Short: "Print a docker shell function that takes a verified backup before volumes are deleted",
-		Long: "Prints a `docker` shell function: before `docker compose down -v`, `docker volume rm`,\n" +
-			"`docker volume prune` and `docker system prune --volumes` delete an Echo project's volumes,\n" +
-			"it takes a verified backup, and stops the command if the backup fails. Load it from the\n" +
-			"shell's rc file:\n\n" +
+		Short: "Print docker, docker-compose and sudo shell functions that take a verified backup before volumes are deleted",
+		Long: "Prints `docker`, `docker-compose` and `sudo` shell functions: before `docker compose down -v`,\n" +
+			"`docker-compose down -v`, `docker volume rm`, `docker volume prune` and `docker system prune\n" +
+			"--volumes` (also under sudo) delete an Echo project's volumes, they take a verified backup, and\n" +
+			"stop the command if the backup fails. `command docker`, `\\docker` and absolute paths are not\n" +
+			"covered: `docker echobackup protect` is. Load them from the shell's rc file:\n\n" +
 			"  bash, zsh: eval \"$(docker echobackup shell-init bash)\"\n" +
 			"  fish:      docker echobackup shell-init fish | source",
 		Args:      cobra.ExactArgs(1),
@@ -51,6 +53,8 @@ func shellInitCommand(dockerCli command.Cli) *cobra.Command {
 
 type shellGuardOptions struct {
 	shell string
+	// program is what the shell function wraps: docker, docker-compose or sudo.
+	program string
 	// reexeced: docker's global flags of the command line already chose the engine.
 	reexeced bool
 }
@@ -74,13 +78,21 @@ func shellGuardCommand(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&opts.shell, "shell", "bash", "Shell to quote the arguments for")
+	cmd.Flags().StringVar(&opts.program, "program", shellguard.ProgramDocker, "The wrapped program: docker, docker-compose or sudo")
 	cmd.Flags().BoolVar(&opts.reexeced, "global-flags-applied", false, "")
 	_ = cmd.Flags().MarkHidden("global-flags-applied")
 	return cmd
 }
 
 func runShellGuard(ctx context.Context, cobraCmd *cobra.Command, dockerCli command.Cli, opts shellGuardOptions, argv []string) error {
-	parsed := shellguard.Parse(argv)
+	switch opts.program {
+	case shellguard.ProgramDocker, shellguard.ProgramCompose:
+	case shellguard.ProgramSudo:
+		return runSudoGuard(ctx, dockerCli, opts, argv)
+	default:
+		return cli.StatusError{StatusCode: exitUsage, Status: fmt.Sprintf("--program %q: use docker, docker-compose or sudo", opts.program)}
+	}
+	parsed := parseProgram(opts.program, argv)
 	var err error
 	switch {
 	case parsed.Kind == shellguard.Pass:
@@ -103,8 +115,8 @@ func runShellGuard(ctx context.Context, cobraCmd *cobra.Command, dockerCli comma
 		fmt.Fprintf(dockerCli.Err(), "WARNING: %v\nWARNING: going on without a backup, as asked.\n", err)
 		return printShellArgs(dockerCli, opts.shell, parsed.Args)
 	}
-	return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("echobackup: %v\nStopped before `docker %s`: nothing was deleted. %s",
-		err, strings.Join(parsed.Args, " "), shellForceHint(parsed))}
+	return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("echobackup: %v\nStopped before `%s %s`: nothing was deleted. %s",
+		err, opts.program, strings.Join(parsed.Args, " "), shellForceHint(parsed))}
 }
 
 func shellForceHint(parsed shellguard.Command) string {
@@ -127,7 +139,7 @@ func reexecShellGuard(ctx context.Context, opts shellGuardOptions, globals, argv
 		docker = "docker"
 	}
 	args := append(append([]string(nil), globals...), "echobackup", shellguard.GuardCommand,
-		"--shell", opts.shell, "--global-flags-applied", "--")
+		"--shell", opts.shell, "--program", opts.program, "--global-flags-applied", "--")
 	c := exec.CommandContext(ctx, docker, append(args, argv...)...)
 	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
 	err := c.Run()
@@ -281,4 +293,77 @@ func sortedProjects(m map[string][]string) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// parseProgram reads the line of the wrapped program: docker's, or the standalone compose's.
+func parseProgram(program string, argv []string) shellguard.Command {
+	if program == shellguard.ProgramCompose {
+		return shellguard.ParseStandalone(argv)
+	}
+	return shellguard.Parse(argv)
+}
+
+// runSudoGuard guards `sudo [options] docker|docker-compose …`. The guard runs again under
+// sudo with the same options, so it reaches the engine the command will (a socket only root
+// may open), as the same user and with the same environment: the backup lands where
+// `sudo docker echobackup save` would put it. Lines that delete nothing start no sudo.
+func runSudoGuard(ctx context.Context, dockerCli command.Cli, opts shellGuardOptions, argv []string) error {
+	s := shellguard.ParseSudo(argv)
+	if s.Unknown != "" {
+		fmt.Fprintf(dockerCli.Err(), "echobackup: not guarded: the guard does not read sudo's option %s, so the command runs as typed.\n", s.Unknown)
+		return printShellArgs(dockerCli, opts.shell, argv)
+	}
+	if s.Program == "" {
+		return printShellArgs(dockerCli, opts.shell, argv)
+	}
+	parsed := parseProgram(s.Program, s.Args)
+	if parsed.Kind == shellguard.Pass {
+		return printShellArgs(dockerCli, opts.shell, argv)
+	}
+	run := append(append(slices.Clone(s.Prefix), s.Program), parsed.Args...)
+	var err error
+	if parsed.Kind == shellguard.Unreadable {
+		err = fmt.Errorf("%w, so the guard cannot tell what the command would delete", parsed.Err)
+	} else {
+		err = guardUnderSudo(ctx, opts, s)
+	}
+	if err == nil {
+		return printShellArgs(dockerCli, opts.shell, run)
+	}
+	if parsed.Force || os.Getenv(shellForceEnv) == "1" {
+		fmt.Fprintf(dockerCli.Err(), "WARNING: %v\nWARNING: going on without a backup, as asked.\n", err)
+		return printShellArgs(dockerCli, opts.shell, run)
+	}
+	return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("echobackup: %v\nStopped before `sudo %s`: nothing was deleted. %s",
+		err, strings.Join(run, " "), shellForceHint(parsed))}
+}
+
+// guardUnderSudo runs `sudo PREFIX docker echobackup shell-guard … -- ARGS`. Its stdout (the
+// words to run) is not needed: the line is the same. Its stderr goes to the user's, and is
+// read for the one failure the user has to fix outside the guard.
+func guardUnderSudo(ctx context.Context, opts shellGuardOptions, s shellguard.Sudo) error {
+	sudo, err := exec.LookPath("sudo")
+	if err != nil {
+		return fmt.Errorf("running the guard under sudo: %w", err)
+	}
+	args := append(slices.Clone(s.Prefix), shellguard.ProgramDocker, "echobackup", shellguard.GuardCommand,
+		"--shell", opts.shell, "--program", s.Program, "--")
+	c := exec.CommandContext(ctx, sudo, append(args, s.Args...)...)
+	var stderr strings.Builder
+	c.Stdin, c.Stdout, c.Stderr = os.Stdin, io.Discard, io.MultiWriter(os.Stderr, &stderr)
+	err = c.Run()
+	var exitErr *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case !errors.As(err, &exitErr):
+		return fmt.Errorf("running the guard under sudo: %w", err)
+	// Without the plugin, docker reads the guard's flags as its own and fails on the first.
+	case strings.Contains(stderr.String(), "'echobackup' is not a docker command"),
+		strings.Contains(stderr.String(), "unknown flag: --shell"):
+		return errors.New("the guard cannot run under sudo: sudo's docker does not find the echobackup plugin " +
+			"(install it for root too: ~root/.docker/cli-plugins or /usr/local/lib/docker/cli-plugins; " +
+			"or keep your DOCKER_CONFIG with sudo -E)")
+	}
+	return fmt.Errorf("the guard under sudo stopped it (exit %d, see above)", exitErr.ExitCode())
 }

@@ -45,11 +45,17 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		return err
 	}
 	last := lastVerifiedBackup(plan)
+	// A crontab that cannot be read says nothing about the project: status does not fail on it.
+	entry, _, _ := findSchedule(ctx, plan.Name, plan.WorkingDir)
 	if opts.format == formatJSON {
-		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last})
+		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last, Scheduled: entry != nil})
 	}
 	printPlan(dockerCli.Out(), plan)
 	printProtection(dockerCli.Out(), plan, prot, last)
+	if entry != nil && !prot.Protected && len(plan.DataVolumes()) > 0 {
+		fmt.Fprintf(dockerCli.Out(), "WARNING: project %s has a schedule but is not protected: `docker compose down -v` or a prune "+
+			"can still delete its volumes (`docker echobackup protect`)\n", plan.Name)
+	}
 	return nil
 }
 
@@ -57,6 +63,7 @@ type statusJSON struct {
 	*compose.Plan
 	Protection         *protection   `json:"protection"`
 	LastVerifiedBackup *lastVerified `json:"lastVerifiedBackup"`
+	Scheduled          bool          `json:"scheduled"`
 }
 
 // loadPlan loads the project, decides every part's role and asks the engine what exists.

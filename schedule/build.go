@@ -23,8 +23,11 @@ type Spec struct {
 	DBService    string
 	Dir          string // the backup folder, absolute
 	Policy       retention.Policy
-	Context      string              // the docker context of this command: one chosen with --context must be carried
-	Getenv       func(string) string // the environment install runs in
+	// Protect: each run also protects the project (the sentinel), taking in volumes the
+	// project gained since.
+	Protect bool
+	Context string              // the docker context of this command: one chosen with --context must be carried
+	Getenv  func(string) string // the environment install runs in
 }
 
 // BuildJob is the command line cron runs: absolute paths for the docker CLI, the compose files,
@@ -53,7 +56,11 @@ func BuildJob(s Spec) (Job, error) {
 		argv = append(argv, "--db-service", s.DBService)
 	}
 	pol := s.Policy
-	argv = append(argv, "schedule", "run", "-o", s.Dir,
+	argv = append(argv, "schedule", "run")
+	if s.Protect {
+		argv = append(argv, "--protect")
+	}
+	argv = append(argv, "-o", s.Dir,
 		"--keep-last", strconv.Itoa(pol.Last), "--keep-daily", strconv.Itoa(pol.Daily),
 		"--keep-weekly", strconv.Itoa(pol.Weekly), "--keep-monthly", strconv.Itoa(pol.Monthly))
 	env := map[string]string{}

@@ -28,6 +28,11 @@ func TestBuildJob(t *testing.T) {
 	if line, _ := Line(Expr{text: "0 3 * * *"}, j); strings.Contains(line, "secret") || j.Folder != "/srv/echo" || j.Log != "/srv/echo/backups/schedule.log" {
 		t.Errorf("job %+v", j)
 	}
+	s.Protect = true
+	if j, _ := BuildJob(s); !strings.Contains(strings.Join(j.Argv, " "), " schedule run --protect -o /srv/echo/backups ") {
+		t.Errorf("argv with Protect: %q", j.Argv)
+	}
+	s.Protect = false
 	// DOCKER_HOST says where the engine is: a context would contradict it.
 	env["DOCKER_HOST"] = "unix:///run/user/1000/docker.sock"
 	if j, _ := BuildJob(s); j.Env["DOCKER_CONTEXT"] != "" || j.Env["DOCKER_HOST"] == "" {

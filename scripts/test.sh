@@ -63,6 +63,24 @@ else
 	echo "Install cron (Debian and Ubuntu: apt-get install cron) and re-run." >&2
 fi
 
+step "zsh, fish and sudo (the shell guard tests load the functions in real shells and run sudo)"
+missing=()
+for pkg in zsh fish sudo; do
+	command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+	echo "zsh: $(command -v zsh), fish: $(command -v fish), sudo: $(command -v sudo)"
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "missing ${missing[*]}: installing Debian's packages"
+	install_shells() { DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >/dev/null; }
+	if ! install_shells && ! { apt-get update >/dev/null && install_shells; }; then
+		echo "WARNING: could not install ${missing[*]} with apt-get: the shell guard tests will fail." >&2
+	fi
+else
+	echo "WARNING: no ${missing[*]} and no root with apt-get to install them: the shell guard tests will fail." >&2
+	echo "Install them (Debian and Ubuntu: apt-get install ${missing[*]}) and re-run." >&2
+fi
+
 step "e2e tests: go test -tags e2e -count=1 -v -timeout 60m ./e2e/..."
 log="$(mktemp "${TMPDIR:-/tmp}/echobackup-e2e.XXXXXX.log")"
 run_args=()

@@ -3,6 +3,7 @@ package shellguard
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -157,8 +158,8 @@ func Locate(ctx context.Context, api Engine, project string) (*Located, error) {
 	}
 	for _, c := range res.Items {
 		if dir := c.Labels[labelWorkingDir]; dir != "" {
-			return &Located{Name: project, Dir: dir, Files: splitComma(c.Labels[labelConfigFiles]),
-				EnvFiles: splitComma(c.Labels[labelEnvFile])}, nil
+			return &Located{Name: project, Dir: dir, Files: under(dir, splitComma(c.Labels[labelConfigFiles])),
+				EnvFiles: under(dir, splitComma(c.Labels[labelEnvFile]))}, nil
 		}
 	}
 	return nil, fmt.Errorf("no container of project %q is left to tell where its compose files are", project)
@@ -168,6 +169,17 @@ func Locate(ctx context.Context, api Engine, project string) (*Located, error) {
 // file sets the project's folder.
 func splitComma(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' })
+}
+
+// under makes paths relative to dir absolute: compose v1 records the files as they were
+// typed (`-f compose.yaml`), v2 absolute; the guard may run in any folder.
+func under(dir string, paths []string) []string {
+	for i, p := range paths {
+		if !filepath.IsAbs(p) {
+			paths[i] = filepath.Join(dir, p)
+		}
+	}
+	return paths
 }
 
 // ProjectVolumes are the volumes labelled as project's: what `docker compose -p NAME down -v`
