@@ -60,6 +60,9 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 	if err != nil {
 		return err
 	}
+	if err := noteInterruptedRestore(dockerCli, plan, backup.Dir(opts.output, plan.WorkingDir), "down"); err != nil {
+		return err
+	}
 	do := compose.DownOptions{Volumes: opts.volumes, RemoveOrphans: opts.removeOrphans, Images: opts.images, Services: services}
 	if opts.timeChanged {
 		t := time.Duration(opts.timeout) * time.Second

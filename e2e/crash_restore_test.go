@@ -1,0 +1,361 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// killPoint says when a trial kills the restore: after a delay from its start, or a delay after
+// the first progress line holding a text.
+type killPoint struct {
+	after time.Duration
+	line  string // "": count from the start
+}
+
+func (k killPoint) String() string {
+	if k.line == "" {
+		return fmt.Sprintf("%s after the start", k.after.Round(time.Millisecond))
+	}
+	return fmt.Sprintf("%s after %q", k.after.Round(time.Millisecond), k.line)
+}
+
+// killedRun runs `docker echobackup ARGS` in a process group of its own and kill -9s the whole
+// group (the docker CLI and the plugin it started) at k. It returns stderr so far and whether
+// the kill came before the command ended on its own.
+func (s *Stack) killedRun(t *testing.T, k killPoint, args ...string) (string, bool) {
+	t.Helper()
+	cmd := exec.Command("docker", append([]string{"echobackup"}, args...)...)
+	cmd.Dir, cmd.Env = s.Dir, append(os.Environ(), s.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var out strings.Builder
+	fire := make(chan struct{})
+	var once sync.Once
+	arm := func(d time.Duration) { once.Do(func() { time.AfterFunc(d, func() { close(fire) }) }) }
+	if k.line == "" {
+		arm(k.after)
+	}
+	lines := make(chan struct{})
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			out.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if k.line != "" && strings.Contains(sc.Text(), k.line) {
+				arm(k.after)
+			}
+		}
+	}()
+	exited := make(chan error, 1)
+	go func() { <-lines; exited <- cmd.Wait() }()
+	killed := false
+	select {
+	case <-fire:
+		killed = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) == nil
+		<-exited
+	case <-exited:
+	case <-time.After(3 * time.Minute):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+		t.Fatalf("the restore neither ended nor reached %s in 3 minutes", k)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return out.String(), killed
+}
+
+// progressLine matches restore's progress lines: "[  1.2s] stopping echo, cache".
+var progressLine = regexp.MustCompile(`^\[\s*([0-9.]+)s\] (.*)$`)
+
+// progressTimes are the restore's progress lines with their seconds since its start.
+func progressTimes(stderr string) [][2]string {
+	var out [][2]string
+	for _, l := range nonEmptyLines(stderr) {
+		if m := progressLine.FindStringSubmatch(l); m != nil {
+			out = append(out, [2]string{m[1], m[2]})
+		}
+	}
+	return out
+}
+
+func (s *Stack) journalPath() string {
+	return filepath.Join(s.Dir, "backups", ".echobackup-restore-"+s.Name+".journal")
+}
+
+// journalPhase is the phase of the restore journal, "" when there is none.
+func (s *Stack) journalPhase(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(s.journalPath())
+	if os.IsNotExist(err) {
+		return ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct{ Phase string }
+	if err := json.Unmarshal(data, &j); err != nil {
+		t.Fatalf("reading the journal: %v\n%s", err, data)
+	}
+	return j.Phase
+}
+
+// assertNoRestoreLeftovers: no staging or set-aside database, no staged dump, no journal.
+// (Folders inside the volume show in its fingerprint, compared by the caller.)
+func (s *Stack) assertNoRestoreLeftovers(t *testing.T, what string) {
+	t.Helper()
+	if dbs := s.Psql("select string_agg(datname, ',') from pg_database where datname like '%echobackup%'"); dbs != "" {
+		t.Errorf("%s: databases left: %s", what, dbs)
+	}
+	entries, _ := os.ReadDir(filepath.Join(s.Dir, "backups"))
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".echobackup-xfer-") || strings.HasSuffix(e.Name(), ".journal") {
+			t.Errorf("%s: left in the backup folder: %s", what, e.Name())
+		}
+	}
+}
+
+// TestRestoreKillTrials kills restores with kill -9 of their whole process group at moments
+// spread over every phase, from timings measured on a normal restore and right after chosen
+// progress lines. After each kill, status names the interrupted restore, save refuses while it
+// is half swapped, and `restore --resume` leaves the deployment wholly as before or wholly
+// restored, with every service that ran running and nothing staged or set aside left.
+func TestRestoreKillTrials(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	running := s.runningServices(t)
+	type version struct {
+		name  string
+		path  string
+		state state
+	}
+	a := version{name: "A", path: s.save(t).Path, state: s.state()}
+	s.change(t)
+	b := version{name: "B", path: s.save(t).Path, state: s.state()}
+	restoreArgs := func(path string) []string { return append(s.ProjectArgs(), "restore", path, "--yes") }
+
+	// A normal restore first, to learn how long its phases take here.
+	t0 := time.Now()
+	out, errOut, code := s.EchoBackup(restoreArgs(a.path)...)
+	if code != 0 {
+		t.Fatalf("the timing restore failed: %s%s", out, errOut)
+	}
+	total := time.Since(t0)
+	t.Logf("a normal restore took %s; its progress:", total.Round(time.Millisecond))
+	for _, p := range progressTimes(errOut) {
+		t.Logf("  %6ss  %s", p[0], p[1])
+	}
+	assertSameState(t, "after the timing restore", a.state, s.state())
+	cur, other := a, b
+
+	var points []killPoint
+	const spread = 14
+	for i := 0; i < spread; i++ {
+		points = append(points, killPoint{after: time.Duration(float64(total) * (float64(i) + 0.5) / spread)})
+	}
+	for _, l := range []struct {
+		line  string
+		after time.Duration
+	}{
+		{"staging and checking", 0}, {"files staged", 0}, {"loading the dump", 100 * time.Millisecond},
+		{"the new database is loaded", 0}, {"stopping", 0}, {"stopping", 300 * time.Millisecond},
+		{"starting", 0}, {"starting", 300 * time.Millisecond}, {"services are back", 0},
+		{"safety backup)", 200 * time.Millisecond}, {"safety backup saved", 0}, {"removing what the swap set aside", 0},
+	} {
+		points = append(points, killPoint{line: l.line, after: l.after})
+	}
+
+	counts := map[string]int{}
+	phasesSeen := map[string]int{}
+	for i, k := range points {
+		target := other
+		stderr, killed := s.killedRun(t, k, restoreArgs(target.path)...)
+		phase := s.journalPhase(t)
+		phasesSeen[orNone(phase)]++
+		if phase != "" {
+			_, st, code := s.EchoBackup(append(s.ProjectArgs(), "status")...)
+			if code != 0 || countLines(st, "was interrupted at") != 1 && !strings.Contains(st, "safety backup failed") {
+				t.Errorf("trial %d: status after a kill at %q: exit %d, stderr:\n%s", i, phase, code, st)
+			}
+			if phase == "stopping" || phase == "swapping" || phase == "swapped" {
+				_, se, code := s.EchoBackup(append(s.ProjectArgs(), "save")...)
+				if code == 0 || !strings.Contains(se, "refused") {
+					t.Errorf("trial %d: save over a restore interrupted at %q: exit %d\n%s", i, phase, code, se)
+				}
+			}
+		}
+		rout, rerr, code := s.EchoBackup(append(s.ProjectArgs(), "restore", "--resume")...)
+		if code != 0 {
+			t.Fatalf("trial %d (%s, phase %q): restore --resume: exit %d\n%s%s\nkilled restore's stderr:\n%s", i, k, phase, code, rout, rerr, stderr)
+		}
+		got := s.state()
+		var now version
+		switch {
+		case got.db.Equal(target.state.db) && got.files.Equal(target.state.files):
+			now = target
+		case got.db.Equal(cur.state.db) && got.files.Equal(cur.state.files):
+			now = cur
+		default:
+			t.Errorf("trial %d (%s, phase %q): the deployment is neither %s nor %s", i, k, phase, cur.name, target.name)
+			assertSameState(t, "against the state before", cur.state, got)
+			t.Fatalf("killed restore's stderr:\n%s\nresume:\n%s%s", stderr, rout, rerr)
+		}
+		outcome := ""
+		switch {
+		case strings.Contains(rout, "Rolled back"):
+			outcome = "rolled back"
+			if now.name != cur.name {
+				t.Errorf("trial %d: resume said rolled back, but the deployment is the restored one", i)
+			}
+		case strings.Contains(rout, "Finished"):
+			outcome = "finished"
+			if now.name != target.name {
+				t.Errorf("trial %d: resume said finished, but the deployment is the one before", i)
+			}
+		case !killed:
+			outcome = "completed before the kill"
+		case now.name == cur.name:
+			outcome = "not started"
+		default:
+			outcome = "completed, killed while exiting"
+		}
+		counts[outcome]++
+		t.Logf("trial %2d: kill %s: journal at %q, %s (now %s)", i, k, phase, outcome, now.name)
+		if r := s.runningServices(t); r != running {
+			t.Errorf("trial %d: running after resume: %s, before: %s", i, r, running)
+		}
+		s.assertNoRestoreLeftovers(t, fmt.Sprintf("trial %d", i))
+		if t.Failed() {
+			t.Fatalf("trial %d failed; killed restore's stderr:\n%s\nresume:\n%s%s", i, stderr, rout, rerr)
+		}
+		if now.name != cur.name {
+			cur, other = other, cur
+		}
+	}
+	var parts []string
+	for _, o := range sortedKeys(counts) {
+		parts = append(parts, fmt.Sprintf("%s %d", o, counts[o]))
+	}
+	var seen []string
+	for _, p := range sortedKeys(phasesSeen) {
+		seen = append(seen, fmt.Sprintf("%s %d", p, phasesSeen[p]))
+	}
+	t.Logf("restore kill trials: %d: %s; all consistent (journal phases at the kill: %s)", len(points), strings.Join(parts, ", "), strings.Join(seen, ", "))
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func countLines(s, sub string) int {
+	n := 0
+	for _, l := range nonEmptyLines(s) {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+func sortedKeys(m map[string]int) []string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// TestRestoreSafetyBackupHoldsLastWrites: the safety backup is the state at the moment the app
+// stopped. A writer in the app inserts numbered rows until the restore stops it; every row it
+// committed is in the safety backup, which is restored to check.
+func TestRestoreSafetyBackupHoldsLastWrites(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	s.Psql("create table guard_writes (n int primary key);")
+	saved := s.save(t)
+	w := s.startWriter(t)
+	w.waitFor(t, 20)
+	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "restore", saved.Path, "--yes")...)
+	if code != 0 {
+		t.Fatalf("restore while the app writes: exit %d\n%s", code, errOut)
+	}
+	last := w.stop(t)
+	t.Logf("restore: %s", strings.TrimSpace(out))
+	if n := s.Psql("select count(*) from guard_writes;"); n != "0" {
+		t.Errorf("after the restore guard_writes holds %s rows, the backup none", n)
+	}
+	m := regexp.MustCompile(`saved in (\S+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no safety backup named in:\n%s", out)
+	}
+	if _, _, code := s.EchoBackup(append(s.ProjectArgs(), "verify", m[1])...); code != 0 {
+		t.Errorf("the safety backup does not verify")
+	}
+	if out, code := s.restore(m[1], "--yes", "--no-safety-backup"); code != 0 {
+		t.Fatalf("restoring the safety backup: exit %d\n%s", code, out)
+	}
+	got := s.Psql("select coalesce(max(n), 0), count(*) from guard_writes;")
+	var max, count int
+	if _, err := fmt.Sscanf(got, "%d|%d", &max, &count); err != nil {
+		t.Fatalf("reading guard_writes: %q: %v", got, err)
+	}
+	t.Logf("the writer committed %d rows before the restore stopped it; the safety backup holds %d", last, count)
+	if max < last || count != max {
+		t.Errorf("the safety backup holds rows 1..%d (%d rows); the app had committed up to %d", max, count, last)
+	}
+	s.assertNoRestoreLeftovers(t, "after both restores")
+}
+
+// TestRestoreNextRestoreResumesFirst: a restore killed right after it stopped the app leaves a
+// journal; down refuses to run over it, and a plain next restore first rolls it back, then
+// restores.
+func TestRestoreNextRestoreResumesFirst(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	running := s.runningServices(t)
+	want := s.state()
+	saved := s.save(t)
+	s.change(t)
+	stderr, killed := s.killedRun(t, killPoint{line: "stopping"}, append(s.ProjectArgs(), "restore", saved.Path, "--yes")...)
+	phase := s.journalPhase(t)
+	if !killed || (phase != "stopping" && phase != "swapping" && phase != "swapped") {
+		t.Fatalf("the restore was not caught while the app was stopped (killed %v, journal %q):\n%s", killed, phase, stderr)
+	}
+	if _, se, code := s.EchoBackup(append(s.ProjectArgs(), "down", "-v")...); code == 0 || !strings.Contains(se, "refused") {
+		t.Errorf("down -v over a restore interrupted at %q: exit %d\n%s", phase, code, se)
+	}
+	out, code := s.restore(saved.Path, "--yes")
+	if code != 0 || !strings.Contains(out, "was interrupted at") {
+		t.Fatalf("the next restore: exit %d\n%s", code, out)
+	}
+	assertSameState(t, "after the next restore", want, s.state())
+	s.assertNoRestoreLeftovers(t, "after the next restore")
+	if got := s.runningServices(t); got != running {
+		t.Errorf("running after the next restore: %s, before: %s", got, running)
+	}
+}
