@@ -172,7 +172,10 @@ func (r *run) finishJournal(ctx context.Context) error {
 // folder a helper to run the swap scripts in.
 func (r *run) connect(ctx context.Context) error {
 	if r.db != nil || r.safety {
-		if err := r.reviveDB(); err != nil {
+		if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
+			return err
+		}
+		if _, err := r.o.Services.EnsureDatabase(ctx); err != nil {
 			return err
 		}
 		if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
@@ -185,6 +188,9 @@ func (r *run) connect(ctx context.Context) error {
 		r.pg.Container = c.ID
 		if r.o.LocalEngine {
 			r.pg.Near = &postgres.Near{Dir: r.o.Dir, Image: r.o.Plan.Database.Image, Project: r.o.Plan.Name}
+		}
+		if err := r.pg.WaitReady(ctx, 2*time.Minute); err != nil {
+			return err
 		}
 		if r.db != nil {
 			r.db.pg = r.pg
