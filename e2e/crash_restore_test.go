@@ -125,13 +125,19 @@ func (s *Stack) journalPhase(t *testing.T) string {
 // (Folders inside the volume show in its fingerprint, compared by the caller.)
 func (s *Stack) assertNoRestoreLeftovers(t *testing.T, what string) {
 	t.Helper()
+
 	if dbs := s.Psql("select string_agg(datname, ',') from pg_database where datname like '%echobackup%'"); dbs != "" {
 		t.Errorf("%s: databases left: %s", what, dbs)
 	}
 	entries, _ := os.ReadDir(filepath.Join(s.Dir, "backups"))
 	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".echobackup-xfer-") || strings.HasSuffix(e.Name(), ".journal") {
+		switch {
+		case strings.HasPrefix(e.Name(), ".echobackup-xfer-restore-") || strings.HasSuffix(e.Name(), ".journal"):
 			t.Errorf("%s: left in the backup folder: %s", what, e.Name())
+		case (strings.HasPrefix(e.Name(), ".echobackup-xfer-") || strings.HasSuffix(e.Name(), ".partial")) && firstNote(s.Name+"/"+e.Name()):
+			// A killed safety backup's pg_dump folder or partial archive: a save's leftovers,
+			// which the next command's sweep of dead owners' files removes, not the resume.
+			t.Logf("%s: a killed save's leftover in the backup folder: %s", what, e.Name())
 		}
 	}
 }
@@ -155,19 +161,26 @@ func TestRestoreKillTrials(t *testing.T) {
 	b := version{name: "B", path: s.save(t).Path, state: s.state()}
 	restoreArgs := func(path string) []string { return append(s.ProjectArgs(), "restore", path, "--yes") }
 
-	// A normal restore first, to learn how long its phases take here.
-	t0 := time.Now()
-	out, errOut, code := s.EchoBackup(restoreArgs(a.path)...)
-	if code != 0 {
-		t.Fatalf("the timing restore failed: %s%s", out, errOut)
+	// Two normal restores first (there and back), to learn how long the phases take here; the
+	// shorter one sets the spread, so that most delays land inside a restore.
+	total := time.Duration(0)
+	for _, v := range []version{a, b} {
+		t0 := time.Now()
+		out, errOut, code := s.EchoBackup(restoreArgs(v.path)...)
+		if code != 0 {
+			t.Fatalf("the timing restore failed: %s%s", out, errOut)
+		}
+		took := time.Since(t0)
+		t.Logf("a normal restore took %s; its progress:", took.Round(time.Millisecond))
+		for _, p := range progressTimes(errOut) {
+			t.Logf("  %6ss  %s", p[0], p[1])
+		}
+		assertSameState(t, "after the timing restore", v.state, s.state())
+		if total == 0 || took < total {
+			total = took
+		}
 	}
-	total := time.Since(t0)
-	t.Logf("a normal restore took %s; its progress:", total.Round(time.Millisecond))
-	for _, p := range progressTimes(errOut) {
-		t.Logf("  %6ss  %s", p[0], p[1])
-	}
-	assertSameState(t, "after the timing restore", a.state, s.state())
-	cur, other := a, b
+	cur, other := b, a
 
 	var points []killPoint
 	const spread = 14
@@ -180,6 +193,7 @@ func TestRestoreKillTrials(t *testing.T) {
 	}{
 		{"staging and checking", 0}, {"files staged", 0}, {"loading the dump", 100 * time.Millisecond},
 		{"the new database is loaded", 0}, {"stopping", 0}, {"stopping", 300 * time.Millisecond},
+		{"stopping", 600 * time.Millisecond}, {"stopping", 900 * time.Millisecond},
 		{"starting", 0}, {"starting", 300 * time.Millisecond}, {"services are back", 0},
 		{"safety backup)", 200 * time.Millisecond}, {"safety backup saved", 0}, {"removing what the swap set aside", 0},
 	} {
@@ -262,6 +276,14 @@ func TestRestoreKillTrials(t *testing.T) {
 		seen = append(seen, fmt.Sprintf("%s %d", p, phasesSeen[p]))
 	}
 	t.Logf("restore kill trials: %d: %s; all consistent (journal phases at the kill: %s)", len(points), strings.Join(parts, ", "), strings.Join(seen, ", "))
+}
+
+var noted sync.Map
+
+// firstNote is true the first time it sees key.
+func firstNote(key string) bool {
+	_, seen := noted.LoadOrStore(key, true)
+	return !seen
 }
 
 func orNone(s string) string {
