@@ -26,7 +26,6 @@ type dbStage struct {
 	id      string
 	newName string
 	oldName string
-	hadLive bool
 	pw      *io.PipeWriter
 	tw      *tar.Writer
 	copied  chan error
@@ -158,7 +157,6 @@ func (d *dbStage) swap(ctx context.Context, u *undo) error {
 		if err := d.pg.Rename(ctx, live, d.oldName); err != nil {
 			return err
 		}
-		d.hadLive = true
 	}
 	u.push("swapping in the new database", func() error { return d.renameIfPresent(live, d.newName) })
 	return d.pg.Rename(ctx, d.newName, live)
@@ -176,16 +174,6 @@ func (d *dbStage) renameIfPresent(from, to string) error {
 		return err
 	}
 	return d.pg.Rename(ctx, from, to)
-}
-
-// cleanup drops the old database and the staged dump once everything has succeeded.
-func (d *dbStage) cleanup(ctx context.Context) error {
-	var err error
-	if d.hadLive {
-		err = d.pg.Drop(ctx, d.oldName)
-	}
-	d.removeStaged(ctx)
-	return err
 }
 
 func (d *dbStage) removeStaged(ctx context.Context) {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/echo-backup/echo-backup/backup"
@@ -39,6 +40,7 @@ type Journal struct {
 	WorkingDir string    `json:"workingDir"`
 	Archive    string    `json:"archive"`
 	ID         string    `json:"id"` // names the staging and set-aside databases and folders
+	Host       string    `json:"host"`
 	PID        int       `json:"pid"`
 	Started    time.Time `json:"started"`
 	Phase      string    `json:"phase"`
@@ -152,6 +154,17 @@ func (j *Journal) remove() error {
 		return fmt.Errorf("removing the restore journal: %w", err)
 	}
 	return backup.SyncDir(filepath.Dir(j.path))
+}
+
+// Running tells whether the process that wrote the journal still runs here. Only meaningful
+// while someone holds the backup folder's lock: a pid can be reused.
+func (j *Journal) Running() bool {
+	host, _ := os.Hostname()
+	if j.Host != host || j.PID <= 0 || j.PID == os.Getpid() {
+		return false
+	}
+	err := syscall.Kill(j.PID, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Rollback says whether resuming means going back: not every swap had completed.

@@ -331,8 +331,13 @@ func (r *run) newJournal(before existed) *Journal {
 	}
 	sort.Strings(b.Volumes)
 	return &Journal{Version: journalVersion, Project: r.o.Plan.Name, WorkingDir: r.o.Plan.WorkingDir,
-		Archive: r.src.describe(), ID: r.id, PID: os.Getpid(), Started: time.Now().UTC(), Apps: r.apps,
+		Archive: r.src.describe(), ID: r.id, Host: hostname(), PID: os.Getpid(), Started: time.Now().UTC(), Apps: r.apps,
 		Before: b, path: JournalPath(r.o.Dir, r.o.Plan.Name)}
+}
+
+func hostname() string {
+	h, _ := os.Hostname()
+	return h
 }
 
 func (b *Before) existed() existed {
