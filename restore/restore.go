@@ -403,7 +403,7 @@ func (r *run) apply(ctx context.Context) error {
 	// From here on a Ctrl-C must not cut a step in half: the swap is short, and each step
 	// either completes or is undone.
 	ctx = context.WithoutCancel(ctx)
-	if err := r.j.set(PhaseStopping); err != nil {
+	if err := r.journalStopping(ctx); err != nil {
 		return err
 	}
 	down := time.Now()
@@ -412,7 +412,7 @@ func (r *run) apply(ctx context.Context) error {
 	if err := r.o.Services.Stop(ctx, r.apps); err != nil {
 		return err
 	}
-	if err := r.journalSwapping(ctx); err != nil {
+	if err := r.j.set(PhaseSwapping); err != nil {
 		return err
 	}
 	if err := r.swap(ctx); err != nil {

@@ -374,8 +374,9 @@ func (r *run) journalStaging(ctx context.Context) error {
 	})
 }
 
-// journalSwapping records the restored database's object id before the first rename.
-func (r *run) journalSwapping(ctx context.Context) error {
+// journalStopping records the restored database's object id, before the app stops (so that
+// the downtime does not wait for it) and before the first rename.
+func (r *run) journalStopping(ctx context.Context) error {
 	var oid int64
 	if r.db != nil {
 		var err error
@@ -387,7 +388,7 @@ func (r *run) journalSwapping(ctx context.Context) error {
 		}
 	}
 	return r.j.update(func() {
-		r.j.Phase = PhaseSwapping
+		r.j.Phase = PhaseStopping
 		if r.j.Database != nil {
 			r.j.Database.NewOID = oid
 		}
