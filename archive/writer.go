@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/echo-backup/echo-backup/leftover"
 )
 
 // Options tune a Writer. Zero values mean the defaults.
@@ -179,9 +181,10 @@ func (w *Writer) Path() string {
 	return w.path
 }
 
-// createPartial creates a hidden temporary file next to path.
+// createPartial creates a hidden temporary file next to path, held while open so that only
+// a leftover of a dead process is swept (package leftover).
 func createPartial(path, kind string) (*os.File, error) {
-	return os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+kind+".*.partial")
+	return leftover.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+kind+".*.partial")
 }
 
 // minParallel is the smallest Concurrency that compresses sections of the

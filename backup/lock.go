@@ -11,6 +11,10 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/docker/go-units"
+
+	"github.com/echo-backup/echo-backup/leftover"
 )
 
 // ErrBusy says another echobackup process is working in the backup folder.
@@ -83,7 +87,27 @@ func TryLock(dir string) (unlock func(), err error) {
 	f.Truncate(0)
 	f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+", since "+time.Now().Format(time.RFC3339)+"\n"), 0)
 	held[key] = &folderLock{f: f, n: 1}
+	sweep(dir)
 	return func() { release(key) }, nil
+}
+
+// Swept is told of each leftover the lock's sweep removes, and of a sweep that failed; nil
+// says nothing. The plugin points it at stderr.
+var Swept func(msg string)
+
+// sweep removes what killed commands left in dir (package leftover), now that no other
+// echobackup command works there. It never fails the command that took the lock.
+func sweep(dir string) {
+	removed, err := leftover.Sweep(dir)
+	if Swept == nil {
+		return
+	}
+	for _, r := range removed {
+		Swept(fmt.Sprintf("Removed %s (%s), left by an echobackup command that did not finish", r.Path, units.BytesSize(float64(r.Size))))
+	}
+	if err != nil {
+		Swept("WARNING: " + err.Error())
+	}
 }
 
 func release(key string) {

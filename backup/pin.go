@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/echo-backup/echo-backup/leftover"
 )
 
 // PinnedByHand is the pin reason `pin` records when the user gives none.
@@ -91,7 +93,7 @@ func writePin(path string, r pinRecord) error {
 // is a new one each time: two writers at once never share it, and a leftover's mode is never
 // reused.
 func WriteRecord(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	f, err := leftover.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*"+leftover.RecordSuffix)
 	if err != nil {
 		return err
 	}

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
+	"github.com/docker/go-units"
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
 
@@ -138,13 +140,44 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	err = g.Wait()
 	stopProgress()
 	if err != nil {
-		return nil, err
+		return nil, full(o.Dir, w, err)
 	}
 	if err := w.Commit(m); err != nil {
-		return nil, fmt.Errorf("writing backup %s: %w", w.Path(), err)
+		return nil, full(o.Dir, w, fmt.Errorf("writing backup %s: %w", w.Path(), err))
 	}
 	res.Path = w.Path()
 	return finish(res, m)
+}
+
+// FullError says the backup folder's disk filled up during a save.
+type FullError struct {
+	Dir     string
+	Written int64 // what the archive held when it failed
+	Err     error
+}
+
+func (e *FullError) Error() string {
+	return fmt.Sprintf("saving: the backup folder %s is full (ENOSPC) after %s: nothing was saved, the previous backups are untouched",
+		e.Dir, units.BytesSize(float64(e.Written)))
+}
+
+func (e *FullError) Unwrap() error { return e.Err }
+
+// full turns a save that failed because the disk filled up into one line that says so, and
+// what it means: the partial archive is removed (by the deferred Abort), the backups there
+// before are untouched. ENOSPC may reach us wrapped, or only as pg_dump's or the engine's
+// text, so a folder with (almost) no room left counts too, measured before Abort frees it.
+func full(dir string, w *archive.Writer, err error) error {
+	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) && !nearlyFull(dir) {
+		return err
+	}
+	return &FullError{Dir: dir, Written: w.Written(), Err: err}
+}
+
+// nearlyFull is true when less than 1 MiB is left for us in dir.
+func nearlyFull(dir string) bool {
+	var fs syscall.Statfs_t
+	return syscall.Statfs(dir, &fs) == nil && int64(fs.Bavail)*fs.Bsize < 1<<20
 }
 
 // maxPerSecond bounds the names tried for one second; far more than saves can take.

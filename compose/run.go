@@ -1,13 +1,11 @@
 package compose
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
 	"time"
 
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 )
@@ -36,14 +34,16 @@ func RunHelper(ctx context.Context, api Engine, o HelperOptions) error {
 }
 
 func (h *Helper) stderr() string {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	logs, err := h.api.ContainerLogs(ctx, h.ID, client.ContainerLogsOptions{ShowStderr: true, Tail: "20"})
-	if err != nil {
-		return ""
+	_, stderr := h.Output()
+	return stderr
+}
+
+// Output is what a started helper wrote, once its command has ended: all of stdout up to 1 MiB
+// and the end of stderr.
+func (h *Helper) Output() (stdout, stderr string) {
+	if h.out == nil {
+		return "", ""
 	}
-	defer logs.Close()
-	var out bytes.Buffer
-	_, _ = stdcopy.StdCopy(&out, &out, logs)
-	return strings.TrimSpace(out.String())
+	stdout, stderr = h.out.wait(10 * time.Second)
+	return stdout, strings.TrimSpace(stderr)
 }

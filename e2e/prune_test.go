@@ -17,6 +17,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/leftover"
 )
 
 type pruneJSON struct {
@@ -119,7 +120,8 @@ func dirNames(t *testing.T, dir string) []string {
 
 // TestPruneSixtyDailies: 60 nightly archives; prune --dry-run with daily 7, weekly 4, monthly 3
 // keeps exactly those periods and removes nothing; then pinned (by label and by hand) and the
-// newest verified backup stay, foreign, damaged and partial files are never touched, and a real
+// newest verified backup stay, foreign, damaged and live partial files are never touched (a
+// partial whose owner is gone is swept when prune takes the lock), and a real
 // prune removes exactly what the dry run announced, sidecars included.
 func TestPruneSixtyDailies(t *testing.T) {
 	s := NewStack(t, "custom") // only its project is loaded: nothing runs on the engine
@@ -180,8 +182,15 @@ func TestPruneSixtyDailies(t *testing.T) {
 	}
 	foreign := fakeBackup(t, dir, "someone-else", time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC), nil)
 	damaged := filepath.Join(dir, backup.FileName(s.Name, time.Date(2026, 2, 1, 3, 0, 0, 0, time.UTC)))
-	partial := filepath.Join(dir, "."+backup.FileName(s.Name, time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC))+".1234.partial")
-	for _, p := range []string{damaged, partial} {
+	// A partial archive a live save holds (this test process) stays; one a killed save left goes.
+	held, err := leftover.CreateTemp(dir, "."+backup.FileName(s.Name, time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC))+".*.partial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	partial := held.Name()
+	killed := filepath.Join(dir, "."+backup.FileName(s.Name, time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC))+".1234.partial")
+	for _, p := range []string{damaged, partial, killed} {
 		if err := os.WriteFile(p, []byte("not an archive"), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -262,7 +271,7 @@ func writeVerified(t *testing.T, path string, ok bool) {
 // the same project name (prod and staging, a shared $ECHOBACKUP_DIR or NFS folder), plus
 // backups copied from another host after a migration. prune counts only this deployment's
 // backups and never removes the others; a backup dated years ahead is kept without taking a
-// slot; spools a killed stream left more than a day ago are removed, a young one stays.
+// slot; spools a killed stream left are removed, one in use stays, however old.
 func TestPruneOtherDeployments(t *testing.T) {
 	s := NewStack(t, "custom") // only its project is loaded: nothing runs on the engine
 	dir := filepath.Join(t.TempDir(), "shared")
@@ -288,7 +297,13 @@ func TestPruneOtherDeployments(t *testing.T) {
 	old := now.Add(-49 * time.Hour)
 	staleOut := filepath.Join(dir, ".stdout-1234.partial")
 	staleIn := filepath.Join(dir, ".stdin-5678"+backup.Ext+".partial")
-	young := filepath.Join(dir, ".stdin-9999"+backup.Ext+".partial")
+	// A spool a live restore - holds (this test process) stays, however old.
+	live, err := leftover.CreateTemp(dir, ".stdin-*"+backup.Ext+".partial")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Close()
+	young := live.Name()
 	if err := os.Mkdir(staleOut, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +312,7 @@ func TestPruneOtherDeployments(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range []string{filepath.Join(staleOut, "x"+backup.Ext), staleOut, staleIn} {
+	for _, p := range []string{filepath.Join(staleOut, "x"+backup.Ext), staleOut, staleIn, young} {
 		if err := os.Chtimes(p, old, old); err != nil {
 			t.Fatal(err)
 		}

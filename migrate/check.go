@@ -1,7 +1,6 @@
 package migrate
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"path/filepath"
@@ -9,7 +8,6 @@ import (
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/mount"
 	"github.com/moby/moby/client"
@@ -149,19 +147,11 @@ func (t *Target) helperOutput(ctx context.Context, mounts []mount.Mount, script 
 	case err := <-wait.Error:
 		return "", fmt.Errorf("waiting for a helper container: %w", err)
 	}
-	logs, err := t.API.ContainerLogs(ctx, h.ID, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true})
-	if err != nil {
-		return "", fmt.Errorf("reading a helper container's output: %w", err)
-	}
-	defer logs.Close()
-	var stdout, stderr bytes.Buffer
-	if _, err := stdcopy.StdCopy(&stdout, &stderr, logs); err != nil {
-		return "", err
-	}
+	stdout, stderr := h.Output()
 	if code != 0 {
-		return "", fmt.Errorf("%q exited %d: %s", script, code, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("%q exited %d: %s", script, code, stderr)
 	}
-	return strings.TrimSpace(stdout.String()), nil
+	return strings.TrimSpace(stdout), nil
 }
 
 // LabelTo marks the backup a migration took with the context it went to.

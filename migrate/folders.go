@@ -26,8 +26,9 @@ func (t *Target) PrepareFolders(ctx context.Context) error {
 	if len(binds) == 0 {
 		return nil
 	}
-	cfg := &container.Config{Image: t.Plan.Database.Image, Entrypoint: []string{}, Cmd: []string{"true"},
-		Labels: map[string]string{compose.LabelEchoProject: t.Plan.Name, compose.LabelEchoRole: "migrate-folders"}}
+	labels := compose.Self().Labels()
+	labels[compose.LabelEchoProject], labels[compose.LabelEchoRole] = t.Plan.Name, "migrate-folders"
+	cfg := &container.Config{Image: t.Plan.Database.Image, Entrypoint: []string{}, Cmd: []string{"true"}, Labels: labels}
 	res, err := t.API.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{Config: cfg,
 		HostConfig: &container.HostConfig{Binds: binds, NetworkMode: network.NetworkNone}})
 	if err != nil {

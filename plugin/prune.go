@@ -135,8 +135,7 @@ func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project, work
 		if err != nil {
 			return nil, err
 		}
-		defer unlock()
-		removeStaleSpools(dockerCli.Err(), dir, time.Now())
+		defer unlock() // taking it removed the leftovers of killed commands
 	}
 	entries, err := backup.List(dir, project)
 	if err != nil {

@@ -4,6 +4,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,6 +14,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 )
 
@@ -39,6 +41,8 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		},
 	}
 	opts.addFlags(cmd)
+	// What the backup folder's lock sweeps away goes to stderr, whichever command took it.
+	backup.Swept = func(msg string) { fmt.Fprintln(dockerCli.Err(), msg) }
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return cli.StatusError{StatusCode: exitUsage, Status: err.Error()}
 	})

@@ -80,6 +80,7 @@ func loadPlanAPI(ctx context.Context, dockerCli command.Cli, p *projectOptions) 
 	if err != nil {
 		return nil, nil, err
 	}
+	reapHelpers(ctx, dockerCli, api, plan.Name)
 	return plan, api, plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli))
 }
 

@@ -6,15 +6,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/docker/cli/cli/command"
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/leftover"
 )
 
 // stdStream is the argument that means stdout for `save --output` and stdin for `restore`.
@@ -35,12 +33,12 @@ func spoolDir(dockerCli command.Cli, dir string) (string, func(), error) {
 	if err := backup.PrepareDir(dir); err != nil {
 		return "", nil, err
 	}
-	tidySpools(dockerCli, dir)
-	tmp, err := os.MkdirTemp(dir, spoolOut+"*.partial")
+	tidySpools(dir)
+	tmp, release, err := leftover.MkdirTemp(dir, spoolOut+"*.partial")
 	if err != nil {
 		return "", nil, fmt.Errorf("creating a spool folder in %s: %w", dir, err)
 	}
-	return tmp, func() { os.RemoveAll(tmp) }, nil
+	return tmp, func() { os.RemoveAll(tmp); release() }, nil
 }
 
 // sendArchive copies a finished archive to stdout and reports on stderr, stdout being taken.
@@ -77,12 +75,19 @@ func spoolStdin(ctx context.Context, dockerCli command.Cli, dir string, noPrompt
 	if err := backup.PrepareDir(dir); err != nil {
 		return "", nil, err
 	}
-	tidySpools(dockerCli, dir)
-	f, err := os.CreateTemp(dir, spoolIn+"*"+backup.Ext+".partial")
+	tidySpools(dir)
+	f, err := leftover.CreateTemp(dir, spoolIn+"*"+backup.Ext+".partial")
 	if err != nil {
 		return "", nil, fmt.Errorf("creating a spool file in %s: %w", dir, err)
 	}
-	done := func() { os.Remove(f.Name()) }
+	// Held to the end, as f's own hold ends when f is closed.
+	release, err := leftover.Hold(f.Name())
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return "", nil, fmt.Errorf("creating a spool file in %s: %w", dir, err)
+	}
+	done := func() { os.Remove(f.Name()); release() }
 	_, err = io.Copy(f, readerCtx{ctx, dockerCli.In()})
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
@@ -113,67 +118,11 @@ const (
 	spoolIn  = ".stdin-"
 )
 
-// staleSpool is the age at which a spool is a leftover of a killed save or restore. A spool in
-// use is younger (its file is being written), or open, and an open file removed stays readable.
-const staleSpool = 24 * time.Hour
-
-// tidySpools removes stale spools before a stream adds its own, if the folder's lock is free:
-// housekeeping never waits for another command.
-func tidySpools(dockerCli command.Cli, dir string) {
-	unlock, err := backup.TryLock(dir)
-	if err != nil {
-		return
+// tidySpools lets the folder's lock sweep what killed commands left (spools among them)
+// before a stream adds its own, if the lock is free: housekeeping never waits for another
+// command. A spool in use is held by its owner, so no sweep removes it (package leftover).
+func tidySpools(dir string) {
+	if unlock, err := backup.TryLock(dir); err == nil {
+		unlock()
 	}
-	defer unlock()
-	removeStaleSpools(dockerCli.Err(), dir, time.Now())
-}
-
-// removeStaleSpools removes the spool files and folders in dir that nothing touched for a day
-// and says so on stderr. The caller holds dir's lock. A failure is told, never fatal: the
-// command at hand does not depend on it.
-func removeStaleSpools(stderr io.Writer, dir string, now time.Time) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		name := e.Name()
-		if !strings.HasSuffix(name, ".partial") || !strings.HasPrefix(name, spoolOut) && !strings.HasPrefix(name, spoolIn) {
-			continue
-		}
-		path := filepath.Join(dir, name)
-		last, err := lastWrite(path)
-		if err != nil || now.Sub(last) < staleSpool {
-			continue
-		}
-		if err := os.RemoveAll(path); err != nil {
-			fmt.Fprintf(stderr, "WARNING: removing %s, left by a stream that did not finish: %v\n", path, err)
-			continue
-		}
-		fmt.Fprintf(stderr, "Removed %s, left %s ago by a save --output - or restore - that did not finish\n",
-			path, now.Sub(last).Round(time.Hour))
-	}
-}
-
-// lastWrite is when path, or anything directly inside it, was last written: a spool folder's
-// own time stops changing once its archive file is created.
-func lastWrite(path string) (time.Time, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return time.Time{}, err
-	}
-	last := st.ModTime()
-	if !st.IsDir() {
-		return last, nil
-	}
-	ents, err := os.ReadDir(path)
-	if err != nil {
-		return time.Time{}, err
-	}
-	for _, e := range ents {
-		if info, err := e.Info(); err == nil && info.ModTime().After(last) {
-			last = info.ModTime()
-		}
-	}
-	return last, nil
 }

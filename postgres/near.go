@@ -12,6 +12,7 @@ import (
 	"github.com/moby/moby/api/types/mount"
 
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/leftover"
 )
 
 // Near is set when the engine shares this machine's disk. pg_dump and pg_restore then run in a
@@ -36,21 +37,30 @@ func (t Target) tool(ctx context.Context, xferDir string, cmd ...string) error {
 	})
 }
 
-// XferDir makes a private transfer folder beside the backups; the caller removes it.
-func (n *Near) XferDir() (string, error) {
-	dir, err := os.MkdirTemp(n.Dir, ".echobackup-xfer-")
+// XferFolder makes a private transfer folder beside the backups, held (leftover) so that
+// the next command removes it if we are killed; the caller removes it, then releases it.
+func (n *Near) XferFolder() (dir string, release func(), err error) {
+	dir, release, err = leftover.MkdirTemp(n.Dir, ".echobackup-xfer-")
 	if err != nil {
-		return "", fmt.Errorf("creating a transfer folder: %w", err)
+		return "", nil, fmt.Errorf("creating a transfer folder: %w", err)
 	}
-	return dir, nil
+	return dir, release, nil
+}
+
+// XferDir is XferFolder for callers that only remove the folder: it stays held until this
+// process ends, which costs one descriptor per folder.
+func (n *Near) XferDir() (string, error) {
+	dir, _, err := n.XferFolder()
+	return dir, err
 }
 
 // dumpNear runs pg_dump into a FIFO that we read: nothing of the dump touches the disk.
 func (t Target) dumpNear(ctx context.Context, args []string, w io.Writer) error {
-	dir, err := t.Near.XferDir()
+	dir, release, err := t.Near.XferFolder()
 	if err != nil {
 		return err
 	}
+	defer release()
 	defer os.RemoveAll(dir)
 	fifo := filepath.Join(dir, "dump")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
