@@ -121,24 +121,24 @@ func (s *Stack) journalPhase(t *testing.T) string {
 	return j.Phase
 }
 
-// assertNoRestoreLeftovers: no staging or set-aside database, no staged dump, no journal.
-// (Folders inside the volume show in its fingerprint, compared by the caller.)
+// assertNoRestoreLeftovers: no staging or set-aside database, no journal, no temporary entry
+// in the backup folder (staged dump, a killed safety backup's partial archive or pg_dump
+// folder: the next command's sweep takes those), no helper container. (Folders inside the
+// volume show in its fingerprint, which the caller compares.)
 func (s *Stack) assertNoRestoreLeftovers(t *testing.T, what string) {
 	t.Helper()
-
 	if dbs := s.Psql("select string_agg(datname, ',') from pg_database where datname like '%echobackup%'"); dbs != "" {
 		t.Errorf("%s: databases left: %s", what, dbs)
 	}
-	entries, _ := os.ReadDir(filepath.Join(s.Dir, "backups"))
-	for _, e := range entries {
-		switch {
-		case strings.HasPrefix(e.Name(), ".echobackup-xfer-restore-") || strings.HasSuffix(e.Name(), ".journal"):
-			t.Errorf("%s: left in the backup folder: %s", what, e.Name())
-		case (strings.HasPrefix(e.Name(), ".echobackup-xfer-") || strings.HasSuffix(e.Name(), ".partial")) && firstNote(s.Name+"/"+e.Name()):
-			// A killed safety backup's pg_dump folder or partial archive: a save's leftovers,
-			// which the next command's sweep of dead owners' files removes, not the resume.
-			t.Logf("%s: a killed save's leftover in the backup folder: %s", what, e.Name())
-		}
+	dir := filepath.Join(s.Dir, "backups")
+	if _, err := os.Stat(s.journalPath()); err == nil {
+		t.Errorf("%s: the restore journal is still there", what)
+	}
+	if left := leftoversIn(t, dir); len(left) > 0 {
+		t.Errorf("%s: left in the backup folder: %v", what, left)
+	}
+	if _, left := s.waitNoHelpers(t, 10*time.Second); len(left) > 0 {
+		t.Errorf("%s: helper containers left: %v", what, left)
 	}
 }
 
@@ -276,14 +276,6 @@ func TestRestoreKillTrials(t *testing.T) {
 		seen = append(seen, fmt.Sprintf("%s %d", p, phasesSeen[p]))
 	}
 	t.Logf("restore kill trials: %d: %s; all consistent (journal phases at the kill: %s)", len(points), strings.Join(parts, ", "), strings.Join(seen, ", "))
-}
-
-var noted sync.Map
-
-// firstNote is true the first time it sees key.
-func firstNote(key string) bool {
-	_, seen := noted.LoadOrStore(key, true)
-	return !seen
 }
 
 func orNone(s string) string {
