@@ -165,6 +165,9 @@ func (r *run) setUp(ctx context.Context) (err error) {
 		return err
 	}
 	r.j = r.newJournal(before)
+	if err := backup.PrepareDir(r.o.Dir); err != nil {
+		return err
+	}
 	if err := r.j.set(PhaseSetup); err != nil {
 		return err
 	}
