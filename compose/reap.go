@@ -35,15 +35,45 @@ type HelperInfo struct {
 // ReapHelpers removes the project's helper containers whose owner process, on this host, no
 // longer runs: helpers of a killed command. One filtered list; nothing is removed that lacks
 // our project and helper labels or whose owner runs or is on another host.
+//
+// A command killed while its create request was under way gets that container after we
+// listed: when what we removed was only seconds old, the kill was recent, so we look again
+// once, a moment later.
 func ReapHelpers(ctx context.Context, api Engine, project string) (*Reaped, error) {
+	out, recent, err := reapOnce(ctx, api, project)
+	if err != nil || !recent {
+		return out, err
+	}
+	select {
+	case <-ctx.Done():
+		return out, nil
+	case <-time.After(lateCreate):
+	}
+	again, _, err := reapOnce(ctx, api, project)
+	if err != nil {
+		return out, nil
+	}
+	out.Removed = append(out.Removed, again.Removed...)
+	out.Failed = append(out.Failed, again.Failed...)
+	return out, nil
+}
+
+// Within recentKill of its creation a removed helper means a recent kill; lateCreate is how
+// long the engine may still take to finish a create request its dead client sent.
+const (
+	recentKill = 10 * time.Second
+	lateCreate = 750 * time.Millisecond
+)
+
+func reapOnce(ctx context.Context, api Engine, project string) (out *Reaped, recent bool, err error) {
 	res, err := api.ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
 		Filters: make(client.Filters).Add("label", LabelEchoProject+"="+project, LabelEchoRole),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("looking for helper containers of project %q: %w", project, err)
+		return nil, false, fmt.Errorf("looking for helper containers of project %q: %w", project, err)
 	}
-	out := &Reaped{}
+	out = &Reaped{}
 	me := Self()
 	now := time.Now()
 	for _, c := range res.Items {
@@ -56,13 +86,14 @@ func ReapHelpers(ctx context.Context, api Engine, project string) (*Reaped, erro
 				continue
 			}
 			out.Removed = append(out.Removed, c.ID)
+			recent = recent || now.Sub(time.Unix(c.Created, 0)) < recentKill
 		case reapElsewhere:
 			out.Elsewhere = append(out.Elsewhere, info(c, now))
 		case reapUnowned:
 			out.Unowned = append(out.Unowned, info(c, now))
 		}
 	}
-	return out, nil
+	return out, recent, nil
 }
 
 type reapDecision int

@@ -87,7 +87,7 @@ func TestSaveKillTrials(t *testing.T) {
 	c := newCrashCheck(t, s)
 	c.backupsComplete(t, "before the trials")
 
-	killed, finished := 0, 0
+	killed, finished, late := 0, 0, 0
 	delays := spreadDelays(normal, 12)
 	for i, d := range delays {
 		what := fmt.Sprintf("save killed at %s (trial %d)", d.Round(time.Millisecond), i+1)
@@ -104,16 +104,26 @@ func TestSaveKillTrials(t *testing.T) {
 		if code != 0 {
 			t.Errorf("%s: status after the kill: exit %d: %s", what, code, errOut)
 		}
+		// A create the killed save had sent may land after status listed the helpers: such
+		// a container never started (no process, no connection) and the next command removes
+		// it. Anything else status must have removed.
 		if left := s.helpersLeft(t); len(left) > 0 {
-			t.Errorf("%s: status left helper containers: %v\nstatus said: %s", what, left, errOut)
+			for _, h := range left {
+				if !strings.HasSuffix(h, " Created") {
+					t.Errorf("%s: status left a helper that ran: %s\nstatus said: %s", what, h, errOut)
+				}
+			}
+			late++
+			t.Logf("%s: %d never-started helper(s) created after status looked: %v", what, len(left), left)
 			s.explainHelpers(t, left)
 		}
 		s.save(t)
 		c.after(t, what)
 	}
 	t.Logf("save kill trials: %d (delays %s to %s), killed mid-run %d, finished before the kill %d; "+
-		"after each: state unchanged, services running, no helper, no leftover, %d backups listed, all verified",
-		len(delays), delays[0], delays[len(delays)-1].Round(time.Millisecond), killed, finished, len(c.verified))
+		"a never-started helper created after the next command looked: %d; after the save that followed each: "+
+		"state unchanged, services running, no helper, no leftover, %d backups listed, all verified",
+		len(delays), delays[0], delays[len(delays)-1].Round(time.Millisecond), killed, finished, late, len(c.verified))
 	if killed < len(delays)/2 {
 		t.Errorf("only %d of %d saves were killed mid-run: the delays miss the run", killed, len(delays))
 	}

@@ -208,7 +208,7 @@ func TestSaveStreamRestore(t *testing.T) {
 	tgt := eng.Stack(src)
 	want := src.state()
 
-	// Spools a killed save and restore left two days ago: the streams below remove them.
+	// Spools a killed save and restore left: the streams below remove them.
 	stale := writeStaleSpools(t, filepath.Join(src.Dir, "backups"))
 
 	project := strings.Join(src.ProjectArgs(), " ")
@@ -220,7 +220,7 @@ func TestSaveStreamRestore(t *testing.T) {
 		t.Fatalf("save --output - | restore -: exit %d\n%s", r.Code, r.Stderr)
 	}
 	for _, p := range stale {
-		if !strings.Contains(r.Stderr, "Removed "+p+", left ") {
+		if !strings.Contains(r.Stderr, "Removed "+p+" (") {
 			t.Errorf("the streams did not say they removed %s:\n%s", p, r.Stderr)
 		}
 	}
