@@ -316,9 +316,16 @@ func TestRestoreSafetyBackupHoldsLastWrites(t *testing.T) {
 	saved := s.save(t)
 	w := s.startWriter(t)
 	w.waitFor(t, 20)
-	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "restore", saved.Path, "--yes")...)
+	// While it runs, status says a restore is in progress (not that one was interrupted).
+	var status string
+	out, errOut, code := s.restoreWatching(t, "staging and checking", func() {
+		_, status, _ = s.EchoBackup(append(s.ProjectArgs(), "status")...)
+	}, saved.Path, "--yes")
 	if code != 0 {
 		t.Fatalf("restore while the app writes: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(status, "is in progress") || strings.Contains(status, "interrupted") {
+		t.Errorf("status during a restore:\n%s", status)
 	}
 	last := w.stop(t)
 	t.Logf("restore: %s", strings.TrimSpace(out))
@@ -345,6 +352,38 @@ func TestRestoreSafetyBackupHoldsLastWrites(t *testing.T) {
 		t.Errorf("the safety backup holds rows 1..%d (%d rows); the app had committed up to %d", max, count, last)
 	}
 	s.assertNoRestoreLeftovers(t, "after both restores")
+}
+
+// restoreWatching runs a restore to its end, calling during once, right after the first
+// progress line holding line.
+func (s *Stack) restoreWatching(t *testing.T, line string, during func(), args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command("docker", append(append([]string{"echobackup"}, s.ProjectArgs()...), append([]string{"restore"}, args...)...)...)
+	cmd.Dir, cmd.Env = s.Dir, append(os.Environ(), s.Env...)
+	var out strings.Builder
+	cmd.Stdout = &out
+	pipe, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var errOut strings.Builder
+	sc := bufio.NewScanner(pipe)
+	called := false
+	for sc.Scan() {
+		errOut.WriteString(sc.Text() + "\n")
+		if !called && strings.Contains(sc.Text(), line) {
+			called = true
+			during()
+		}
+	}
+	err = cmd.Wait()
+	if !called {
+		t.Errorf("the restore never printed %q", line)
+	}
+	return out.String(), errOut.String(), exitCode(err)
 }
 
 // TestRestoreNextRestoreResumesFirst: a restore killed right after it stopped the app leaves a
