@@ -137,6 +137,10 @@ func (s *Stack) assertNoRestoreLeftovers(t *testing.T, what string) {
 	if left := leftoversIn(t, dir); len(left) > 0 {
 		t.Errorf("%s: left in the backup folder: %v", what, left)
 	}
+	// A bind folder's staging and set-aside copies are its siblings.
+	if left, _ := filepath.Glob(filepath.Join(s.Dir, ".*echobackup*")); len(left) > 0 {
+		t.Errorf("%s: staging or set-aside folders left beside the data folder: %v", what, left)
+	}
 	if _, left := s.waitNoHelpers(t, 10*time.Second); len(left) > 0 {
 		t.Errorf("%s: helper containers left: %v", what, left)
 	}
@@ -147,8 +151,15 @@ func (s *Stack) assertNoRestoreLeftovers(t *testing.T, what string) {
 // progress lines. After each kill, status names the interrupted restore, save refuses while it
 // is half swapped, and `restore --resume` leaves the deployment wholly as before or wholly
 // restored, with every service that ran running and nothing staged or set aside left.
+//
+// It runs on the custom fixture (a data volume); ECHOBACKUP_KILL_FIXTURE=seed runs it on the
+// seed fixture's ./data bind folder instead.
 func TestRestoreKillTrials(t *testing.T) {
-	s := NewStack(t, "custom")
+	fixture := "custom"
+	if f := os.Getenv("ECHOBACKUP_KILL_FIXTURE"); f != "" {
+		fixture = f
+	}
+	s := NewStack(t, fixture)
 	s.Up()
 	running := s.runningServices(t)
 	type version struct {
