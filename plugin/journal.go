@@ -24,6 +24,10 @@ func noteInterruptedRestore(dockerCli command.Cli, plan *compose.Plan, dir, what
 	if j == nil {
 		return nil
 	}
+	if !j.Of(plan.WorkingDir) {
+		fmt.Fprintln(dockerCli.Err(), "WARNING: "+j.Elsewhere(dir).Error())
+		return nil
+	}
 	if what == "" && restoreRunning(dir, j) {
 		fmt.Fprintf(dockerCli.Err(), "A restore of %s from %s is in progress (pid %d, at %q)\n", j.Project, j.Archive, j.PID, j.Phase)
 		return nil

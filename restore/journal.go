@@ -167,6 +167,19 @@ func (j *Journal) Running() bool {
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
+// Of tells whether the journal is this deployment's (this host, this project folder): a
+// backup folder shared between hosts may hold another's restore of a project of that name.
+func (j *Journal) Of(workingDir string) bool {
+	host, _ := os.Hostname()
+	return j.Host == host && j.WorkingDir == workingDir
+}
+
+// Elsewhere is the line for another deployment's journal, and what that means here.
+func (j *Journal) Elsewhere(dir string) error {
+	return fmt.Errorf("%s holds the journal of an unfinished restore of %s on %s:%s, another deployment: "+
+		"run docker echobackup restore --resume there, or use another backup folder (-o)", dir, j.Project, j.Host, j.WorkingDir)
+}
+
 // Rollback says whether resuming means going back: not every swap had completed.
 func (j *Journal) Rollback() bool {
 	return j.RollingBack || phaseIndex(j.Phase) < phaseIndex(PhaseSwapped)

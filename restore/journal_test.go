@@ -57,3 +57,21 @@ func TestJournalRefusesUnknownPhase(t *testing.T) {
 		t.Error("a journal with an unknown phase was accepted")
 	}
 }
+
+func TestJournalOfAnotherDeployment(t *testing.T) {
+	host, _ := os.Hostname()
+	j := &Journal{Project: "echo", Host: host, WorkingDir: "/srv/echo"}
+	if !j.Of("/srv/echo") {
+		t.Error("this deployment's journal is not recognised")
+	}
+	if j.Of("/home/me/echo") {
+		t.Error("another folder's journal is taken for this deployment's")
+	}
+	j.Host = "other-" + host
+	if j.Of("/srv/echo") {
+		t.Error("another host's journal is taken for this deployment's")
+	}
+	if msg := j.Elsewhere("/backups").Error(); !strings.Contains(msg, j.Host+":/srv/echo") {
+		t.Errorf("Elsewhere does not name the other deployment: %s", msg)
+	}
+}

@@ -121,6 +121,10 @@ func (r *run) resumeFirst(ctx context.Context) error {
 	if err != nil || j == nil {
 		return err
 	}
+	if !j.Of(r.o.Plan.WorkingDir) {
+		// Its journal has the same name as ours would: this restore cannot keep one.
+		return &compose.UserError{Err: j.Elsewhere(r.o.Dir)}
+	}
 	r.o.Log(j.Notice())
 	if r.o.DryRun {
 		return nil

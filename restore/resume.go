@@ -45,6 +45,9 @@ func Resume(ctx context.Context, o Options) (*Resumed, error) {
 	if err != nil || j == nil {
 		return nil, err
 	}
+	if !j.Of(o.Plan.WorkingDir) {
+		return nil, &compose.UserError{Err: j.Elsewhere(o.Dir)}
+	}
 	o.Log(j.Notice())
 	return resumeJournal(ctx, o, j)
 }
