@@ -425,3 +425,78 @@ func TestRestoreNextRestoreResumesFirst(t *testing.T) {
 		t.Errorf("running after the next restore: %s, before: %s", got, running)
 	}
 }
+
+// TestRestoreKilledWhileRollingBack: the database dies while the app is stopped, so the swap
+// fails and the restore rolls back; the restore is then kill -9ed in the middle of that
+// rollback. The journal says it was rolling back, and restore --resume finishes the rollback:
+// the state is the one before, the app runs, nothing staged is left.
+func TestRestoreKilledWhileRollingBack(t *testing.T) {
+	s := NewStack(t, "custom")
+	s.Up()
+	running := s.runningServices(t)
+	saved := s.save(t)
+	s.change(t)
+	before := s.state()
+	// First at the rollback's first line; then once the rollback has started the database
+	// again and is putting things back.
+	for _, afterRevive := range []bool{false, true} {
+		cmd := exec.Command("docker", append(append([]string{"echobackup"}, s.ProjectArgs()...), "restore", saved.Path, "--yes")...)
+		cmd.Dir, cmd.Env = s.Dir, append(os.Environ(), s.Env...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		pipe, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var stderr strings.Builder
+		sc := bufio.NewScanner(pipe)
+		killedDB, armed := false, false
+		for sc.Scan() {
+			stderr.WriteString(sc.Text() + "\n")
+			switch {
+			case !killedDB && strings.Contains(sc.Text(), "stopping"):
+				killedDB = true
+				s.MustDocker("kill", s.ContainerID(s.DBService))
+			case !armed && strings.Contains(sc.Text(), "rolling back"):
+				armed = true
+				if !afterRevive {
+					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+					break
+				}
+				db := s.ContainerID(s.DBService)
+				go func() {
+					for s.Run(RunOpts{Quiet: true}, "docker", "inspect", "-f", "{{.State.Running}}", db).Stdout != "true\n" {
+						time.Sleep(20 * time.Millisecond)
+					}
+					syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				}()
+			}
+		}
+		cmd.Wait()
+		phase := s.journalPhase(t)
+		t.Logf("killed during the rollback (after the database came back: %v): journal at %q\n%s", afterRevive, phase, stderr.String())
+		if !armed || phase == "" {
+			t.Fatalf("the restore was not killed while rolling back (journal %q)", phase)
+		}
+		if j, _ := os.ReadFile(s.journalPath()); afterRevive && !strings.Contains(string(j), `"rollingBack": true`) {
+			t.Errorf("the journal of a restore killed while rolling back does not say so:\n%s", j)
+		}
+		out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "restore", "--resume")...)
+		if code != 0 || !strings.Contains(out, "Rolled back") {
+			t.Fatalf("restore --resume: exit %d\n%s%s", code, out, errOut)
+		}
+		s.WaitDB(2 * time.Minute)
+		after := s.state()
+		// A killed server recovers its sequences up to 32 values ahead: that is the crash.
+		assertSequencesNotBehind(t, s, before.db, after.db)
+		assertSameState(t, "after resuming a killed rollback",
+			state{db: withoutSequences(before.db), files: before.files}, state{db: withoutSequences(after.db), files: after.files})
+		if got := s.runningServices(t); got != running {
+			t.Errorf("running after resume: %s, before: %s", got, running)
+		}
+		s.assertNoRestoreLeftovers(t, "after resuming a killed rollback")
+		before = after
+	}
+}
