@@ -14,8 +14,9 @@ import (
 
 // saveDatabase streams pg_dump into the archive and, at the same time, into pg_restore --list:
 // a dump counts only if pg_dump exited 0, wrote something, and its table of contents reads back.
-func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, m *archive.Manifest, res *Result) error {
-	member := "db/" + t.Database + ".dump"
+// The dump is recorded under name, the live database's, whichever database t reads.
+func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, name string, m *archive.Manifest, res *Result) error {
+	member := "db/" + name + ".dump"
 	dumpR, dumpW := io.Pipe()
 	tocR, tocW := io.Pipe()
 	g, gctx := errgroup.WithContext(ctx)
@@ -45,12 +46,12 @@ func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, m *
 	if stored.Size == 0 {
 		return fmt.Errorf("saving database %q: pg_dump wrote nothing", t.Database)
 	}
-	m.Database = manifestDatabase(m, t, info, member)
+	m.Database = manifestDatabase(m, t, name, info, member)
 	return nil
 }
 
-func manifestDatabase(m *archive.Manifest, t postgres.Target, info *postgres.DumpInfo, member string) *archive.Database {
-	db := &archive.Database{Name: t.Database, User: t.User, ServerVersion: info.ServerVersion,
+func manifestDatabase(m *archive.Manifest, t postgres.Target, name string, info *postgres.DumpInfo, member string) *archive.Database {
+	db := &archive.Database{Name: name, User: t.User, ServerVersion: info.ServerVersion,
 		PgDumpVersion: info.PgDumpVersion, Member: member}
 	for _, s := range m.Project.Services {
 		if s.Role == "database" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -93,20 +94,22 @@ func sourceName(plan *compose.Plan, it compose.Item) string {
 // volumes, the engine reads it.
 func saveSource(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
 	abs, _ := filepath.Abs(o.Dir)
+	from, sub := o.readFrom(src)
 	if src.Kind == "bind" && o.LocalEngine && os.Geteuid() == 0 {
-		return files.ReadDir(ctx, src.Path, src.Member, []string{abs}, w)
+		return files.ReadDir(ctx, from, src.Member, []string{abs}, w)
 	}
 	var skip []string
 	if rel, err := filepath.Rel(src.Path, abs); err == nil && src.Kind == "bind" && !strings.HasPrefix(rel, "..") {
 		skip = append(skip, filepath.ToSlash(rel))
 	}
-	return saveThroughHelper(ctx, w, o, src, skip)
+	return saveThroughHelper(ctx, w, o, src, from, sub, skip)
 }
 
 // saveThroughHelper reads a volume, or a folder on a remote engine's host, through a container
 // that is created but never started.
-func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source, skip []string) error {
-	mt := mount.Mount{Type: mount.TypeVolume, Source: src.Path, Target: "/backup-source", ReadOnly: true}
+// It mounts from (a volume name or a host folder) and reads sub below it.
+func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source, from, sub string, skip []string) error {
+	mt := mount.Mount{Type: mount.TypeVolume, Source: from, Target: "/backup-source", ReadOnly: true}
 	if src.Kind == "bind" {
 		mt.Type = mount.TypeBind
 	}
@@ -116,7 +119,7 @@ func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, sr
 		return err
 	}
 	defer h.Remove()
-	rc, err := h.Read(ctx, mt.Target)
+	rc, err := h.Read(ctx, path.Join(mt.Target, sub))
 	if err != nil {
 		return err
 	}

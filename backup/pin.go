@@ -98,6 +98,11 @@ func WriteRecord(path string, data []byte) error {
 		return err
 	}
 	_, err = f.Write(data)
+	if err == nil {
+		// Synced before the rename, and the folder after it: after a power cut the record is
+		// the old one or the new one, never an empty file (restore's journal relies on it).
+		err = f.Sync()
+	}
 	if closeErr := f.Close(); err == nil {
 		err = closeErr
 	}
@@ -106,8 +111,19 @@ func WriteRecord(path string, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(f.Name())
+		return err
 	}
-	return err
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir makes a folder's entries (a rename, a removal) durable.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Remove deletes a backup and the hidden records kept beside it (verification, pin). The

@@ -31,6 +31,43 @@ type SaveOptions struct {
 	ToolVersion string
 	Progress    io.Writer // nil: no progress lines
 	Warn        func(string)
+	// From, when set, saves what a restore has just set aside instead of the live data.
+	From *SetAside
+}
+
+// SetAside is the state a restore moved out of the way: the live database renamed, folders
+// moved beside (bind) or inside (volume) the live ones. The manifest still names the live
+// database and folders, so that restoring the backup puts that state back where it was.
+type SetAside struct {
+	Database string // the set-aside database; "" saves the live one
+	// Folders maps a source's path (host folder or volume name) to its set-aside copy: a host
+	// folder for a bind mount, a folder inside the volume for a volume.
+	Folders map[string]string
+}
+
+// dumpTarget is the database pg_dump reads: the live one, or the one a restore set aside.
+func (o SaveOptions) dumpTarget(live postgres.Target) postgres.Target {
+	if o.From != nil && o.From.Database != "" {
+		live.Database = o.From.Database
+	}
+	return live
+}
+
+// readFrom is where a source's files are read: its live path, or for a set-aside volume the
+// folder inside it (sub).
+func (o SaveOptions) readFrom(src archive.Source) (path, sub string) {
+	aside, ok := "", false
+	if o.From != nil {
+		aside, ok = o.From.Folders[src.Path]
+	}
+	switch {
+	case !ok:
+		return src.Path, ""
+	case src.Kind == "volume":
+		return src.Path, aside
+	default:
+		return aside, ""
+	}
 }
 
 // Result is the summary of a finished save.
@@ -100,7 +137,7 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	m := newManifest(o, created)
 	res := &Result{}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return saveDatabase(gctx, w, target, m, res) })
+	g.Go(func() error { return saveDatabase(gctx, w, o.dumpTarget(target), target.Database, m, res) })
 	g.Go(func() error { return saveFiles(gctx, w, o, m) })
 	err = g.Wait()
 	stopProgress()

@@ -13,6 +13,7 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
+	"github.com/echo-backup/echo-backup/restore"
 )
 
 type downOptions struct {
@@ -58,6 +59,18 @@ func downCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, services []string) error {
 	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
 	if err != nil {
+		return err
+	}
+	if j, _ := restore.ReadJournal(backup.Dir(opts.output, plan.WorkingDir), plan.Name); j != nil {
+		// Waits for a restore that still runs (it holds the lock), so that what is read next is
+		// an interrupted one's journal; the backup below takes the lock again.
+		unlock, err := lockBackups(ctx, dockerCli, backup.Dir(opts.output, plan.WorkingDir))
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	if err := noteInterruptedRestore(dockerCli, plan, backup.Dir(opts.output, plan.WorkingDir), "down"); err != nil {
 		return err
 	}
 	do := compose.DownOptions{Volumes: opts.volumes, RemoveOrphans: opts.removeOrphans, Images: opts.images, Services: services}

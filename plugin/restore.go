@@ -26,20 +26,29 @@ type restoreOptions struct {
 	forceProject bool
 	jobs         int
 	format       string
+	resume       bool
 }
 
 func restoreCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	opts := restoreOptions{projectOptions: p}
 	cmd := &cobra.Command{
-		Use:   "restore [FILE|latest|-|backup.sql] [--files data-backup.tar.gz]",
+		Use:   "restore [FILE|latest|-|backup.sql] [--files data-backup.tar.gz] | restore --resume",
 		Short: "Restore the deployment from a backup, or change nothing",
 		Long: "Restores the database and the data folders from an echo-backup archive (or from the\n" +
 			"backup.sql and data-backup.tar.gz of the manual procedure). Everything is staged and checked\n" +
-			"beside the live data; the app is stopped only for the swap; any failure rolls back.",
+			"beside the live data; the app is stopped only for the swap; any failure rolls back.\n" +
+			"A restore keeps a journal in the backup folder: --resume finishes one that was interrupted\n" +
+			"(killed, power cut) if all its swaps were done, and otherwise rolls it back.",
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := commandContext(cmd)
 			defer stop()
+			if opts.resume {
+				if len(args) > 0 || opts.files != "" {
+					return userError(&compose.UserError{Err: fmt.Errorf("--resume takes no backup: it goes on with the interrupted one")})
+				}
+				return userError(runResume(ctx, dockerCli, opts))
+			}
 			return userError(runRestore(ctx, dockerCli, opts, firstArg(args)))
 		},
 	}
@@ -53,7 +62,52 @@ func restoreCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	f.BoolVar(&opts.forceProject, "force-project", false, "Restore a backup of another compose project")
 	f.IntVarP(&opts.jobs, "jobs", "j", 0, "pg_restore jobs (default: the number of CPUs, at least 2)")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
+	f.BoolVar(&opts.resume, "resume", false, "Finish or roll back a restore that was interrupted (see its journal in the backup folder)")
 	return cmd
+}
+
+// runResume goes on with an interrupted restore: finished if every swap was done, rolled back
+// to the exact state before it otherwise.
+func runResume(ctx context.Context, dockerCli command.Cli, opts restoreOptions) error {
+	if err := checkFormat(opts.format); err != nil {
+		return err
+	}
+	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return err
+	}
+	services, err := compose.NewServices(dockerCli, plan)
+	if err != nil {
+		return err
+	}
+	dir := backup.Dir(opts.dir, plan.WorkingDir)
+	unlock, err := lockBackups(ctx, dockerCli, dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	res, err := restore.Resume(ctx, restore.Options{Plan: plan, API: api, Services: services, Dir: dir,
+		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Log: logger(dockerCli, opts.format)})
+	if err != nil {
+		return err
+	}
+	out := dockerCli.Out()
+	if opts.format == formatJSON {
+		return writeJSON(out, res)
+	}
+	if res == nil {
+		_, err := fmt.Fprintf(out, "No interrupted restore of %s: nothing to resume\n", plan.Name)
+		return err
+	}
+	if res.Outcome == restore.OutcomeRolledBack {
+		fmt.Fprintf(out, "Rolled back the restore of %s from %s interrupted at %q: the deployment is as it was before it\n", res.Project, res.Archive, res.Phase)
+		return nil
+	}
+	fmt.Fprintf(out, "Finished the restore of %s from %s interrupted at %q\n", res.Project, res.Archive, res.Phase)
+	if res.SafetyBackup != "" {
+		fmt.Fprintf(out, "The state before the restore is saved in %s\n", res.SafetyBackup)
+	}
+	return nil
 }
 
 func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions, arg string) error {

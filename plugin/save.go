@@ -75,6 +75,19 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) error
 		return err
 	}
 	dir := backup.Dir(opts.output, plan.WorkingDir)
+	journalDir := dir
+	if opts.output == stdStream {
+		journalDir = backup.Dir("", plan.WorkingDir)
+	}
+	// Held before the journal is read (the save takes it again): a running restore holds it.
+	unlock, err := lockBackups(ctx, dockerCli, journalDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := noteInterruptedRestore(dockerCli, plan, journalDir, "save"); err != nil {
+		return err
+	}
 	if opts.output == stdStream {
 		var done func()
 		if dir, done, err = spoolDir(dockerCli, backup.Dir("", plan.WorkingDir)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
+	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 )
 
@@ -40,6 +41,7 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if err != nil {
 		return err
 	}
+	_ = noteInterruptedRestore(dockerCli, plan, backup.Dir("", plan.WorkingDir), "")
 	prot, err := protectionStatus(ctx, api, plan)
 	if err != nil {
 		return err

@@ -56,6 +56,24 @@ func (t Target) Exists(ctx context.Context, name string) (bool, error) {
 	return n > 0, err
 }
 
+// OID is a database's object id, which a rename keeps; 0 when no database has that name.
+// A restore that resumes another's work tells its databases apart by it, not by their names.
+func (t Target) OID(ctx context.Context, name string) (int64, error) {
+	out, err := t.admin(ctx, "SELECT coalesce(max(oid::text::bigint), 0) FROM pg_database WHERE datname = "+literal(name))
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(out, 10, 64)
+}
+
+// NameOf is the name of the database with that object id; "" when there is none.
+func (t Target) NameOf(ctx context.Context, oid int64) (string, error) {
+	if oid == 0 {
+		return "", nil
+	}
+	return t.admin(ctx, fmt.Sprintf("SELECT datname FROM pg_database WHERE oid = %d", oid))
+}
+
 // Databases lists the databases whose names start with prefix.
 func (t Target) Databases(ctx context.Context, prefix string) ([]string, error) {
 	out, err := t.admin(ctx, "SELECT datname FROM pg_database WHERE starts_with(datname, "+literal(prefix)+") ORDER BY 1")

@@ -11,21 +11,18 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/echo-backup/echo-backup/archive"
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 )
 
 // stageAndLoad prepares everything beside the live data at the same time: the files go into
-// staging folders while the whole input is checked, the dump is staged and loaded into a new
-// database, and the safety backup of the current state is written. Nothing live changes.
+// staging folders while the whole input is checked, and the dump is staged and loaded into a
+// new database. Nothing live changes. (The safety backup is taken later, from what the swap
+// sets aside, so that it holds the app's writes up to the moment it stopped.)
 func (r *run) stageAndLoad(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.stageFiles(gctx) })
 	if r.db != nil {
 		g.Go(func() error { return r.stageAndLoadDB(gctx) })
-	}
-	if r.o.SafetyBackup && r.somethingToSave() {
-		g.Go(func() error { return r.safetyBackup(gctx) })
 	}
 	return g.Wait()
 }
@@ -110,19 +107,4 @@ func (r *run) somethingToSave() bool {
 func (r *run) hasUserTables() bool {
 	tables, err := r.pg.CountRows(context.Background())
 	return err != nil || len(tables) > 0
-}
-
-func (r *run) safetyBackup(ctx context.Context) error {
-	r.o.Log("saving the current state first (safety backup)")
-	res, err := backup.Save(ctx, backup.SaveOptions{
-		Plan: r.o.Plan, API: r.o.API, LocalEngine: r.o.LocalEngine, Dir: r.o.Dir,
-		Labels: map[string]string{backup.LabelPinned: backup.PinnedPreRestore}, ToolVersion: r.o.ToolVersion,
-		Warn: r.o.Log,
-	})
-	if err != nil {
-		return fmt.Errorf("taking the safety backup: %w", err)
-	}
-	r.res.SafetyBackup = res.Path
-	r.o.Log("safety backup saved: " + res.Path)
-	return nil
 }

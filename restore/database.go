@@ -23,9 +23,9 @@ type dbStage struct {
 	dir     string
 	file    string
 	plain   bool
+	id      string
 	newName string
 	oldName string
-	hadLive bool
 	pw      *io.PipeWriter
 	tw      *tar.Writer
 	copied  chan error
@@ -33,7 +33,7 @@ type dbStage struct {
 }
 
 func newDBStage(pg postgres.Target, id string, plain bool) *dbStage {
-	return &dbStage{pg: pg, dir: "/tmp/echobackup-restore-" + id, plain: plain,
+	return &dbStage{pg: pg, id: id, dir: "/tmp/echobackup-restore-" + id, plain: plain,
 		newName: pg.Database + "_echobackup_new_" + id, oldName: pg.Database + "_echobackup_old_" + id}
 }
 
@@ -58,14 +58,23 @@ func (d *dbStage) open(ctx context.Context) error {
 // openLocal stages the dump in a private folder beside the backups, read by pg_restore in a
 // helper container: faster than the container's own disk, and no copy through the engine.
 func (d *dbStage) openLocal() error {
-	dir, err := d.pg.Near.XferDir()
-	if err != nil {
-		return err
+	d.dir = d.dumpDir()
+	if err := os.Mkdir(d.dir, 0o700); err != nil {
+		return fmt.Errorf("creating a transfer folder: %w", err)
 	}
-	d.dir = dir
-	d.file = filepath.Join(dir, d.fileName())
+	d.file = filepath.Join(d.dir, d.fileName())
+	var err error
 	d.local, err = os.OpenFile(d.file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	return err
+}
+
+// dumpDir is where the dump is staged, named in advance so that the journal can say so
+// before it exists: beside the backups in near mode, else inside the database container.
+func (d *dbStage) dumpDir() string {
+	if d.pg.Near != nil {
+		return filepath.Join(d.pg.Near.Dir, ".echobackup-xfer-restore-"+d.id)
+	}
+	return "/tmp/echobackup-restore-" + d.id
 }
 
 func (d *dbStage) fileName() string {
@@ -148,7 +157,6 @@ func (d *dbStage) swap(ctx context.Context, u *undo) error {
 		if err := d.pg.Rename(ctx, live, d.oldName); err != nil {
 			return err
 		}
-		d.hadLive = true
 	}
 	u.push("swapping in the new database", func() error { return d.renameIfPresent(live, d.newName) })
 	return d.pg.Rename(ctx, d.newName, live)
@@ -166,16 +174,6 @@ func (d *dbStage) renameIfPresent(from, to string) error {
 		return err
 	}
 	return d.pg.Rename(ctx, from, to)
-}
-
-// cleanup drops the old database and the staged dump once everything has succeeded.
-func (d *dbStage) cleanup(ctx context.Context) error {
-	var err error
-	if d.hadLive {
-		err = d.pg.Drop(ctx, d.oldName)
-	}
-	d.removeStaged(ctx)
-	return err
 }
 
 func (d *dbStage) removeStaged(ctx context.Context) {

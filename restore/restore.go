@@ -68,6 +68,8 @@ type run struct {
 	res     *Result
 	id      string
 	apps    []string
+	j       *Journal // nil until the user has agreed and the first change is about to happen
+	safety  bool     // a safety backup is taken from what the swap sets aside
 }
 
 // Run restores. On any failure after the first change it rolls everything back.
@@ -82,6 +84,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, err
 	}
 	r.src = src
+	if err := r.resumeFirst(ctx); err != nil {
+		return nil, err
+	}
 	if err := r.prepare(ctx); err != nil {
 		return nil, err
 	}
@@ -103,10 +108,32 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := r.apply(ctx); err != nil {
 		return r.res, r.rollback(err)
 	}
-	r.o.Log("services are back; removing what the swap set aside")
-	r.finish(ctx)
+	r.res.Stopped = r.apps
+	r.finish(context.WithoutCancel(ctx))
 	r.res.Duration = time.Since(start)
 	return r.res, nil
+}
+
+// resumeFirst finishes or rolls back a restore of the project that was interrupted, so that
+// this one starts from a whole state; a dry run only says so.
+func (r *run) resumeFirst(ctx context.Context) error {
+	j, err := ReadJournal(r.o.Dir, r.o.Plan.Name)
+	if err != nil || j == nil {
+		return err
+	}
+	if !j.Of(r.o.Plan.WorkingDir) {
+		// Its journal has the same name as ours would: this restore cannot keep one.
+		return &compose.UserError{Err: j.Elsewhere(r.o.Dir)}
+	}
+	r.o.Log(j.Notice())
+	if r.o.DryRun {
+		return nil
+	}
+	if _, err := resumeJournal(ctx, r.o, j); err != nil {
+		return fmt.Errorf("resuming the interrupted restore first: %w", err)
+	}
+	// The app may have been started again: decide what to stop from what runs now.
+	return r.o.Services.Refresh(ctx, r.o.API)
 }
 
 // prepare checks everything that can be checked without changing anything: a dry run or a
@@ -139,6 +166,13 @@ func (r *run) prepare(ctx context.Context) error {
 func (r *run) setUp(ctx context.Context) (err error) {
 	before, err := r.existing(ctx)
 	if err != nil {
+		return err
+	}
+	r.j = r.newJournal(before)
+	if err := backup.PrepareDir(r.o.Dir); err != nil {
+		return err
+	}
+	if err := r.j.set(PhaseSetup); err != nil {
 		return err
 	}
 	defer func() {
@@ -190,8 +224,20 @@ func (r *run) existing(ctx context.Context) (existed, error) {
 }
 
 // removeCreated takes away the database container, volumes and networks that setUp created
-// before it failed with cause. Nothing that existed before is touched.
+// before it failed with cause, and ends the journal once it has. Nothing that existed before
+// is touched.
 func (r *run) removeCreated(ctx context.Context, before existed, cause error) error {
+	err := r.removeNew(ctx, before)
+	if err == nil {
+		err = r.j.remove()
+	}
+	if err != nil {
+		return fmt.Errorf("restore failed: %w (and removing what it created failed: %v)", cause, err)
+	}
+	return fmt.Errorf("restore failed: %w (nothing was changed: what it created is removed)", cause)
+}
+
+func (r *run) removeNew(ctx context.Context, before existed) error {
 	var errs []error
 	if !before.dbContainer {
 		errs = append(errs, r.removeDBContainers(ctx))
@@ -206,10 +252,7 @@ func (r *run) removeCreated(ctx context.Context, before existed, cause error) er
 		before.volumes[it.Source] = true // a volume mounted twice is removed once
 	}
 	errs = append(errs, compose.RemoveNewNetworks(ctx, r.o.API, r.o.Plan.Name, before.networks))
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("restore failed: %w (and removing what it created failed: %v)", cause, err)
-	}
-	return fmt.Errorf("restore failed: %w (nothing was changed: what it created is removed)", cause)
+	return errors.Join(errs...)
 }
 
 func (r *run) removeDBContainers(ctx context.Context) error {
@@ -281,7 +324,9 @@ func (r *run) startDB(ctx context.Context) error {
 }
 
 // dropStaleStaging removes new databases left by a restore that was killed before it could
-// roll back. Set-aside old databases are only reported: one may be the last copy of the data.
+// roll back. A restore with a journal has been resumed by now (resumeFirst), so what is left
+// was set aside by one without a record (an older version): only reported, for one may be the
+// last copy of the data.
 func (r *run) dropStaleStaging(ctx context.Context) error {
 	stale, err := r.pg.Databases(ctx, r.pg.Database+"_echobackup_")
 	if err != nil {
@@ -294,7 +339,7 @@ func (r *run) dropStaleStaging(ctx context.Context) error {
 			}
 			continue
 		}
-		r.o.Log(fmt.Sprintf("WARNING: database %q was set aside by an earlier restore that did not finish; "+
+		r.o.Log(fmt.Sprintf("WARNING: database %q was set aside by an earlier restore that left no journal; "+
 			"drop it once you are sure you do not need it", name))
 	}
 	return nil
@@ -346,14 +391,18 @@ func (r *run) describe() string {
 		fmt.Fprintf(&b, "  - services stopped for the swap, then started: %s\n", strings.Join(r.apps, ", "))
 	}
 	if r.o.SafetyBackup {
-		fmt.Fprintf(&b, "  - a safety backup of the current state is saved first in %s\n", r.o.Dir)
+		fmt.Fprintf(&b, "  - a safety backup of the state at the moment the app stops is saved in %s (from the copies the swap sets aside)\n", r.o.Dir)
 	}
 	return b.String()
 }
 
-// apply stages and checks everything beside the live data, saves the current state, then stops
-// the app only for the swap.
+// apply stages and checks everything beside the live data, then stops the app only for the
+// swap. The journal records each phase before it begins.
 func (r *run) apply(ctx context.Context) error {
+	r.safety = r.o.SafetyBackup && r.somethingToSave()
+	if err := r.journalStaging(ctx); err != nil {
+		return err
+	}
 	r.o.Log("staging and checking the backup beside the live data")
 	if err := r.stageAndLoad(ctx); err != nil {
 		return err
@@ -361,13 +410,22 @@ func (r *run) apply(ctx context.Context) error {
 	// From here on a Ctrl-C must not cut a step in half: the swap is short, and each step
 	// either completes or is undone.
 	ctx = context.WithoutCancel(ctx)
+	if err := r.journalStopping(ctx); err != nil {
+		return err
+	}
 	down := time.Now()
 	r.o.Log("stopping " + strings.Join(r.apps, ", "))
 	r.undo.push("stopping the services", func() error { return r.o.Services.Start(context.Background(), r.apps) })
 	if err := r.o.Services.Stop(ctx, r.apps); err != nil {
 		return err
 	}
+	if err := r.j.set(PhaseSwapping); err != nil {
+		return err
+	}
 	if err := r.swap(ctx); err != nil {
+		return err
+	}
+	if err := r.j.set(PhaseSwapped); err != nil {
 		return err
 	}
 	r.o.Log("starting " + strings.Join(r.apps, ", "))
@@ -377,8 +435,8 @@ func (r *run) apply(ctx context.Context) error {
 		return err
 	}
 	r.res.Downtime = time.Since(down)
-	r.res.Stopped = r.apps
-	return nil
+	r.o.Log("services are back")
+	return r.j.set(PhaseStarted)
 }
 
 func (r *run) swap(ctx context.Context) error {
@@ -386,13 +444,26 @@ func (r *run) swap(ctx context.Context) error {
 		if err := r.db.swap(ctx, &r.undo); err != nil {
 			return err
 		}
+		if err := r.j.update(func() { r.j.Swapped = append(r.j.Swapped, "database") }); err != nil {
+			return err
+		}
 	}
 	for _, f := range r.folders {
 		r.undo.push("swapping "+f.describe(), func() error { return f.unswap(context.Background()) })
+		mtime, err := f.keepRootAside(ctx)
+		if err != nil {
+			return err
+		}
 		if err := f.swap(ctx); err != nil {
 			return err
 		}
 		if err := f.applyVolumeRoot(ctx); err != nil {
+			return err
+		}
+		if err := f.dateAside(ctx, mtime); err != nil {
+			return err
+		}
+		if err := r.j.update(func() { r.j.Swapped = append(r.j.Swapped, f.source) }); err != nil {
 			return err
 		}
 	}
@@ -402,15 +473,29 @@ func (r *run) swap(ctx context.Context) error {
 // rollback undoes every change, newest first, and says where things stand.
 func (r *run) rollback(cause error) error {
 	r.o.Log("restore failed, rolling back: " + cause.Error())
+	// Said first: killed during the rollback, the next command must go on rolling back, even
+	// from after the swap.
+	journalErr := r.j.update(func() { r.j.RollingBack = true })
 	var reviveErr error
 	if r.db != nil {
 		reviveErr = r.reviveDB()
 	}
 	undoErr := errors.Join(reviveErr, r.undo.run())
-	r.discardStaged()
+	if undoErr == nil {
+		// Everything is under its own name again: what is left to drop is only staged.
+		undoErr = r.j.update(func() { r.j.Unswapped = true })
+	}
+	if undoErr == nil {
+		// Only now: a staged copy dropped while the swap is not wholly undone could be the
+		// only one a resume would put back.
+		r.discardStaged()
+		undoErr = r.j.remove()
+	}
 	msg := "nothing was changed"
 	if undoErr != nil {
-		msg = "the rollback was incomplete: " + undoErr.Error()
+		msg = "the rollback was incomplete: " + undoErr.Error() + "; run docker echobackup restore --resume to finish it"
+	} else if journalErr != nil {
+		msg += " (the journal could not be updated: " + journalErr.Error() + ")"
 	}
 	if r.res.SafetyBackup != "" {
 		msg += "; the state before the restore is saved in " + r.res.SafetyBackup
@@ -449,18 +534,12 @@ func (r *run) discardStaged() {
 	}
 }
 
-// finish removes what the swap set aside, once the services are back.
+// finish takes the safety backup from what the swap set aside, then drops it. If the backup
+// fails, the copies are kept and the journal says so: the restore itself has succeeded.
 func (r *run) finish(ctx context.Context) {
 	r.undo.forget()
-	if r.db != nil {
-		if err := r.db.cleanup(ctx); err != nil {
-			r.o.Log("WARNING: the old database could not be removed: " + err.Error())
-		}
-	}
-	for _, f := range r.folders {
-		if err := f.discard(ctx, f.old); err != nil {
-			r.o.Log("WARNING: the old copy of " + f.describe() + " could not be removed: " + err.Error())
-		}
+	if err := r.complete(ctx); err != nil {
+		r.o.Log("WARNING: " + err.Error())
 	}
 }
 

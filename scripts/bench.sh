@@ -516,7 +516,7 @@ report() {
 		echo "manual restore: ${R[mrestore_errors]} ERROR lines from psql (the docs restore into the still-full database);"
 		echo "  ${R[mrestore_copies]} of the dump's ${R[dump_copies]} tables were reloaded (a COPY stops at the first existing row);"
 		echo "  its time includes waiting for PostgreSQL to accept connections, which the docs leave out."
-		echo "our restore: printed 'services down for ${R[downtime_raw]:--}'; its whole time includes the safety backup it saves first."
+		echo "our restore: printed 'services down for ${R[downtime_raw]:--}'; its whole time includes the safety backup, saved from the set-aside copies once the services are back."
 	fi
 	if [ "$migrate" = 1 ]; then
 		echo
