@@ -280,13 +280,15 @@ func TestShellGuardSudo(t *testing.T) {
 	pgdata, data := s.Volume("pgdata"), s.Volume("echo_data")
 	down := "sudo docker compose " + strings.Join(s.ProjectArgs(), " ") + " down -v"
 
-	// sudo resets the environment: root's docker has no DOCKER_CONFIG, so no plugin.
-	r := s.inShell("bash", rc, down, RunOpts{})
+	// sudo's docker without the plugin: a docker config of its own that holds none (root's
+	// ~/.docker may have one, from the README's first command, so it is not relied on).
+	noPlugin := "sudo DOCKER_CONFIG=" + t.TempDir() + " docker compose " + strings.Join(s.ProjectArgs(), " ") + " down -v"
+	r := s.inShell("bash", rc, noPlugin, RunOpts{})
 	if r.Code == 0 || !strings.Contains(r.Stderr, "does not find the echobackup plugin") || !strings.Contains(r.Stderr, "nothing was deleted") {
-		t.Fatalf("%s without the plugin for root: exit %d, want a refusal\n%s", down, r.Code, r.Stderr)
+		t.Fatalf("%s without the plugin for root: exit %d, want a refusal\n%s", noPlugin, r.Code, r.Stderr)
 	}
 	if !s.shellVolumeExists(pgdata) || !s.shellVolumeExists(data) || s.ContainerID(s.DBService) == "" {
-		t.Fatalf("the refused %s removed something", down)
+		t.Fatalf("the refused %s removed something", noPlugin)
 	}
 
 	// Options the guard does not read: the line runs as typed.
