@@ -63,8 +63,8 @@ func TestTimedLines(t *testing.T) {
 type recorder struct{ got []api.Resource }
 
 func (r *recorder) Start(context.Context, string) {}
-func (r *recorder) On(e ...api.Resource)         { r.got = append(r.got, e...) }
-func (r *recorder) Done(string, bool)            {}
+func (r *recorder) On(e ...api.Resource)          { r.got = append(r.got, e...) }
+func (r *recorder) Done(string, bool)             {}
 
 func fakeReporter(mode Mode, clock *time.Time) (*Reporter, *recorder) {
 	rec := &recorder{}
