@@ -10,11 +10,13 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // saveDatabase streams pg_dump into the archive and, at the same time, into pg_restore --list:
 // a dump counts only if pg_dump exited 0, wrote something, and its table of contents reads back.
-func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, m *archive.Manifest, res *Result) error {
+// The dump's bytes count on task.
+func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, m *archive.Manifest, res *Result, task *progress.Task) error {
 	member := "db/" + t.Database + ".dump"
 	dumpR, dumpW := io.Pipe()
 	tocR, tocW := io.Pipe()
@@ -34,7 +36,7 @@ func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, m *
 	var info *postgres.DumpInfo
 	g.Go(func() error {
 		var err error
-		info, err = t.Dump(gctx, io.MultiWriter(dumpW, tocW))
+		info, err = t.Dump(gctx, task.Writer(io.MultiWriter(dumpW, tocW)))
 		dumpW.CloseWithError(err)
 		tocW.CloseWithError(err)
 		return err

@@ -34,6 +34,7 @@ type shared struct {
 	warnings []string
 	nWarn    int
 	opRow    bool // Log drew the command's own row
+	depth    int  // Starts not yet Done: a step that starts inside a command draws into its block
 	stop     context.CancelFunc
 	stopped  chan struct{}
 }
@@ -72,6 +73,9 @@ func (r *Reporter) Start(ctx context.Context, operation string) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.depth++; r.depth > 1 {
+		return
+	}
 	r.op = operation
 	r.ep.Start(ctx, operation)
 	tick, cancel := context.WithCancel(ctx)
@@ -101,10 +105,14 @@ func (r *Reporter) tick(ctx context.Context, stopped chan<- struct{}) {
 
 // Done ends the block; in a terminal the warnings held back while it was drawn follow it.
 func (r *Reporter) Done(success bool) {
-	if r == nil || r.mode == Quiet || r.stop == nil {
+	if r == nil || r.mode == Quiet {
 		return
 	}
 	r.mu.Lock()
+	if r.depth--; r.depth > 0 || r.stop == nil {
+		r.mu.Unlock()
+		return
+	}
 	r.stop()
 	stopped := r.stopped
 	r.stop = nil

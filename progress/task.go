@@ -227,3 +227,22 @@ func percent(done, total int64) int {
 }
 
 func size(n int64) string { return units.HumanSizeWithPrecision(float64(n), 3) }
+
+// Writer counts what is written through it as done.
+func (t *Task) Writer(w io.Writer) io.Writer {
+	if t == nil {
+		return w
+	}
+	return &countingWriter{w: w, t: t}
+}
+
+type countingWriter struct {
+	w io.Writer
+	t *Task
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.t.Add(int64(n))
+	return n, err
+}

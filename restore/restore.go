@@ -18,6 +18,7 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // Options say what to restore from and how carefully.
@@ -40,6 +41,8 @@ type Options struct {
 	DryRun  bool
 	Confirm func(plan string) (bool, error)
 	Log     func(string)
+	// Progress draws the parts (staging, loading, the swap, the safety backup); nil draws nothing.
+	Progress *progress.Reporter
 }
 
 // Result says what happened.
@@ -353,11 +356,13 @@ func (r *run) describe() string {
 
 // apply stages and checks everything beside the live data, saves the current state, then stops
 // the app only for the swap.
-func (r *run) apply(ctx context.Context) error {
+func (r *run) apply(ctx context.Context) (err error) {
 	r.o.Log("staging and checking the backup beside the live data")
 	if err := r.stageAndLoad(ctx); err != nil {
 		return err
 	}
+	task := r.o.Progress.Task("swap", "Stopping "+strings.Join(r.apps, ", "), 0)
+	defer func() { task.End("Swapped", err) }()
 	// From here on a Ctrl-C must not cut a step in half: the swap is short, and each step
 	// either completes or is undone.
 	ctx = context.WithoutCancel(ctx)
@@ -367,9 +372,11 @@ func (r *run) apply(ctx context.Context) error {
 	if err := r.o.Services.Stop(ctx, r.apps); err != nil {
 		return err
 	}
+	task.Step("Swapping")
 	if err := r.swap(ctx); err != nil {
 		return err
 	}
+	task.Step("Starting " + strings.Join(r.apps, ", "))
 	r.o.Log("starting " + strings.Join(r.apps, ", "))
 	// Services started on the restored data must stop before the data is swapped back.
 	r.undo.push("starting the services", func() error { return r.o.Services.Stop(context.Background(), r.apps) })
