@@ -64,6 +64,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		protectCommand(dockerCli, opts), unprotectCommand(dockerCli, opts), downCommand(dockerCli, opts),
 		migrateCommand(dockerCli, opts),
 	)
+	addCompletions(cmd, dockerCli, opts)
 	return cmd
 }
 
