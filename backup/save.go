@@ -69,9 +69,12 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if o.LocalEngine {
 		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
 	}
-	dbSize, err := checkSpace(ctx, target, o)
-	if err != nil {
+	if err := checkSpace(ctx, target, o); err != nil {
 		return nil, err
+	}
+	dbSize, err := target.DumpSize(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("measuring database %q: %w", target.Database, err)
 	}
 	reserve := reserveFor(o.Plan)
 	res, err := saveOnce(ctx, o, target, reserve, dbSize)
@@ -86,8 +89,7 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	return res, nil
 }
 
-// dbSize (pg_database_size) is the database's bar total: an upper bound, since a dump holds no
-// indexes, so its bar may end short of full.
+// dbSize (postgres.Target.DumpSize) is the database's bar total.
 func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserve, dbSize int64) (*Result, error) {
 	// To the millisecond: list and restore's "latest" order by it, and two saves can start
 	// in the same second.

@@ -13,12 +13,11 @@ import (
 
 // checkSpace refuses early, with the numbers, when the backup folder's disk clearly cannot hold
 // the archive. The estimate assumes the dump compresses to half and the files not at all
-// (covers and uploads are mostly JPEG and PNG already). It returns the database's size, which
-// the progress of the save also shows.
-func checkSpace(ctx context.Context, t postgres.Target, o SaveOptions) (int64, error) {
+// (covers and uploads are mostly JPEG and PNG already).
+func checkSpace(ctx context.Context, t postgres.Target, o SaveOptions) error {
 	dbSize, err := t.Size(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("measuring database %q: %w", t.Database, err)
+		return fmt.Errorf("measuring database %q: %w", t.Database, err)
 	}
 	need := dbSize / 2
 	for _, it := range o.Plan.Items {
@@ -28,12 +27,12 @@ func checkSpace(ctx context.Context, t postgres.Target, o SaveOptions) (int64, e
 	}
 	var fs syscall.Statfs_t
 	if err := syscall.Statfs(o.Dir, &fs); err != nil {
-		return 0, fmt.Errorf("checking free space in %s: %w", o.Dir, err)
+		return fmt.Errorf("checking free space in %s: %w", o.Dir, err)
 	}
 	free := int64(fs.Bavail) * fs.Bsize
 	if free < need {
-		return 0, &compose.UserError{Err: fmt.Errorf("not enough free space in %s: about %s needed (database %s, files %s), %s free",
+		return &compose.UserError{Err: fmt.Errorf("not enough free space in %s: about %s needed (database %s, files %s), %s free",
 			o.Dir, units.BytesSize(float64(need)), units.BytesSize(float64(dbSize)), units.BytesSize(float64(need-dbSize/2)), units.BytesSize(float64(free)))}
 	}
-	return dbSize, nil
+	return nil
 }

@@ -14,6 +14,7 @@ var (
 	ttyBar   = regexp.MustCompile(`\[[⠀⡀⣀⣄⣤⣦⣶⣷⣿]+\] +\d+(\.\d+)?[kMG]?B / \d+(\.\d+)?[kMG]?B`)
 	percent  = regexp.MustCompile(`\d+% \d+(\.\d+)?[kMG]?B/s`)
 	ansiCode = regexp.MustCompile("\x1b\\[")
+	ansiSeq  = regexp.MustCompile("\x1b\\[[0-9;?]*[A-Za-z]")
 )
 
 // progressStack is a stack whose save and restore last long enough for a terminal to be redrawn
@@ -39,7 +40,9 @@ func TestProgressTerminal(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("save under a terminal: exit %d\n%s", r.Code, r.Stdout)
 	}
-	out := r.Stdout // script puts the terminal's output, stderr included, on its stdout
+	// script puts the terminal's output, stderr included, on its stdout; colours and cursor
+	// moves are taken out to read the rows.
+	out := ansiSeq.ReplaceAllString(r.Stdout, "")
 	for _, want := range []string{"[+] save", `database "library"`, "volume " + s.Volume("echo_data"), "Saved", "Saved " + s.Dir} {
 		if !strings.Contains(out, want) {
 			t.Errorf("save under a terminal: no %q in\n%s", want, out)
@@ -56,7 +59,7 @@ func TestProgressTerminal(t *testing.T) {
 	if r.Code != 0 {
 		t.Fatalf("restore under a terminal: exit %d\n%s", r.Code, r.Stdout)
 	}
-	out = r.Stdout
+	out = ansiSeq.ReplaceAllString(r.Stdout, "")
 	for _, want := range []string{"[+] restore", `dump of database "library"`, "Staging", "Loaded and checked",
 		"volume " + s.Volume("echo_data"), "safety backup", "swap", "Swapped", "Restored "} {
 		if !strings.Contains(out, want) {

@@ -59,6 +59,17 @@ func Major(version string) int {
 	return 0
 }
 
+// DumpSize estimates how much pg_dump writes: pg_database_size less the indexes, which a dump
+// holds only as their definitions. It is a progress bar's total, not a promise.
+func (t Target) DumpSize(ctx context.Context) (int64, error) {
+	out, err := t.output(ctx, "psql", "-X", "-A", "-t", "-U", t.User, "-d", t.Database, "-c",
+		"SELECT pg_database_size(current_database()) - coalesce(sum(pg_indexes_size(oid)), 0) FROM pg_class WHERE relkind IN ('r', 'm', 't')")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(out, 10, 64)
+}
+
 // Size is the database's size on disk in bytes, as pg_database_size reports it.
 func (t Target) Size(ctx context.Context) (int64, error) {
 	out, err := t.output(ctx, "psql", "-X", "-A", "-t", "-U", t.User, "-d", t.Database, "-c", "SELECT pg_database_size(current_database())")
