@@ -29,18 +29,25 @@ type progressKey struct{}
 // setUpProgress reads --progress (else ECHOBACKUP_PROGRESS, COMPOSE_PROGRESS, BUILDKIT_PROGRESS)
 // and puts the command's reporter into its context.
 func setUpProgress(cmd *cobra.Command, dockerCli command.Cli, flag string) error {
+	ctx, err := withProgress(cmd.Context(), cmd, dockerCli, flag)
+	if err != nil {
+		return err
+	}
+	cmd.SetContext(ctx)
+	return nil
+}
+
+func withProgress(ctx context.Context, cmd *cobra.Command, dockerCli command.Cli, flag string) (context.Context, error) {
 	mode, explicit := progress.FromEnv(os.Getenv)
-	if cmd.Flags().Changed("progress") {
+	if f := cmd.Flags().Lookup("progress"); f != nil && f.Changed {
 		m, err := progress.ParseMode(flag)
 		if err != nil {
-			return cli.StatusError{StatusCode: exitUsage, Status: err.Error()}
+			return ctx, cli.StatusError{StatusCode: exitUsage, Status: err.Error()}
 		}
 		mode, explicit = m, true
 	}
 	mode = progress.Resolve(mode, dockerCli.Err().IsTerminal())
-	ctx := context.WithValue(cmd.Context(), progressKey{}, progressChoice{rep: progress.New(dockerCli.Err(), mode), explicit: explicit})
-	cmd.SetContext(ctx)
-	return nil
+	return context.WithValue(ctx, progressKey{}, progressChoice{rep: progress.New(dockerCli.Err(), mode), explicit: explicit}), nil
 }
 
 // reporter is the command's progress; nil (nothing drawn) when silent (--quiet, --format json)
