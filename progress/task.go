@@ -192,7 +192,7 @@ func (t *Task) describe(done, total int64, now time.Time, withSizes bool) string
 	elapsed := now.Sub(t.started)
 	switch {
 	case done == 0 && t.finished:
-		return "in " + elapsed.Round(100*time.Millisecond).String()
+		return "in " + roundDuration(elapsed).String()
 	case done == 0 && withSizes && total > 0:
 		return "0B / " + size(total)
 	case done == 0:
@@ -202,7 +202,7 @@ func (t *Task) describe(done, total int64, now time.Time, withSizes bool) string
 	var parts []string
 	switch {
 	case t.finished:
-		parts = append(parts, fmt.Sprintf("%s in %s", size(done), elapsed.Round(100*time.Millisecond)))
+		parts = append(parts, fmt.Sprintf("%s in %s", size(done), roundDuration(elapsed)))
 	case withSizes && total > 0:
 		parts = append(parts, size(done)+" / "+size(total))
 	case withSizes || total == 0:
@@ -245,4 +245,15 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.t.Add(int64(n))
 	return n, err
+}
+
+// roundDuration keeps two or three figures: 31ms, 2.9s, 1m12s.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond)
+	}
+	return d.Round(time.Second)
 }

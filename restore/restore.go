@@ -361,13 +361,13 @@ func (r *run) apply(ctx context.Context) (err error) {
 	if err := r.stageAndLoad(ctx); err != nil {
 		return err
 	}
+	// The swap's row (or line) says what stops and starts.
 	task := r.o.Progress.Task("swap", "Stopping "+strings.Join(r.apps, ", "), 0)
 	defer func() { task.End("Swapped", err) }()
 	// From here on a Ctrl-C must not cut a step in half: the swap is short, and each step
 	// either completes or is undone.
 	ctx = context.WithoutCancel(ctx)
 	down := time.Now()
-	r.o.Log("stopping " + strings.Join(r.apps, ", "))
 	r.undo.push("stopping the services", func() error { return r.o.Services.Start(context.Background(), r.apps) })
 	if err := r.o.Services.Stop(ctx, r.apps); err != nil {
 		return err
@@ -377,7 +377,6 @@ func (r *run) apply(ctx context.Context) (err error) {
 		return err
 	}
 	task.Step("Starting " + strings.Join(r.apps, ", "))
-	r.o.Log("starting " + strings.Join(r.apps, ", "))
 	// Services started on the restored data must stop before the data is swapped back.
 	r.undo.push("starting the services", func() error { return r.o.Services.Stop(context.Background(), r.apps) })
 	if err := r.o.Services.Start(ctx, r.apps); err != nil {
