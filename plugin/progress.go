@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -75,12 +74,7 @@ func logTo(rep *progress.Reporter, dockerCli command.Cli, format string) func(st
 	if rep != nil {
 		return rep.Log
 	}
-	start := time.Now()
-	return func(msg string) {
-		if format != formatJSON || strings.HasPrefix(msg, "WARNING") {
-			fmt.Fprintf(dockerCli.Err(), "[%5.1fs] %s\n", time.Since(start).Seconds(), msg)
-		}
-	}
+	return logger(dockerCli, format)
 }
 
 // warner prints warnings on stderr, through the reporter where there is one (a terminal block

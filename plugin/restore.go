@@ -156,6 +156,17 @@ func confirmer(dockerCli command.Cli) func(string) (bool, error) {
 	}
 }
 
+// logger prints progress lines on stderr with the time since the start, so a user sees
+// where a long restore spends it.
+func logger(dockerCli command.Cli, format string) func(string) {
+	start := time.Now()
+	return func(msg string) {
+		if format != formatJSON || strings.HasPrefix(msg, "WARNING") {
+			fmt.Fprintf(dockerCli.Err(), "[%5.1fs] %s\n", time.Since(start).Seconds(), msg)
+		}
+	}
+}
+
 // confirmStarting calls start once the user said yes.
 func confirmStarting(confirm func(string) (bool, error), start func()) func(string) (bool, error) {
 	return func(plan string) (bool, error) {
