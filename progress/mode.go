@@ -42,8 +42,10 @@ func ParseMode(s string) (Mode, error) {
 // tools' variables that holds a mode we know (buildx also has "rawjson", which is not ours).
 func FromEnv(getenv func(string) string) (Mode, bool) {
 	if v := getenv(Env); v != "" {
-		m, err := ParseMode(v)
-		return m, err == nil
+		if m, err := ParseMode(v); err == nil {
+			return m, true
+		}
+		return Auto, false // a mode we cannot draw: as if unset
 	}
 	for _, name := range EnvFallbacks {
 		if m, err := ParseMode(getenv(name)); err == nil && getenv(name) != "" {

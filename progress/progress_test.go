@@ -35,6 +35,7 @@ func TestFromEnv(t *testing.T) {
 		{map[string]string{"BUILDKIT_PROGRESS": "plain", "COMPOSE_PROGRESS": "json"}, JSON, true},
 		{map[string]string{"BUILDKIT_PROGRESS": "rawjson"}, Auto, false}, // buildx's own: ignored
 		{map[string]string{"ECHOBACKUP_PROGRESS": "tty", "COMPOSE_PROGRESS": "json"}, TTY, true},
+		{map[string]string{"ECHOBACKUP_PROGRESS": "fancy"}, Auto, false},
 	}
 	for _, c := range cases {
 		got, ok := FromEnv(func(k string) string { return c.env[k] })
