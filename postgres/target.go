@@ -59,13 +59,14 @@ func Major(version string) int {
 	return 0
 }
 
-// DumpSize estimates how much pg_dump writes: the size of the user tables with their TOAST
-// (pg_table_size), without the indexes, which a dump holds only as definitions, and without the
-// system catalogs, which make most of pg_database_size on a small database. It is a progress
-// bar's total, not a promise.
+// DumpSize estimates how much pg_dump writes: the data of the user tables and their TOAST (the
+// main fork, pg_relation_size), without the indexes, which a dump holds only as definitions,
+// the free space maps, and the system catalogs, which make most of pg_database_size on a small
+// database. It is a progress bar's total, not a promise.
 func (t Target) DumpSize(ctx context.Context) (int64, error) {
 	out, err := t.output(ctx, "psql", "-X", "-A", "-t", "-U", t.User, "-d", t.Database, "-c",
-		"SELECT coalesce(sum(pg_table_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "+
+		"SELECT coalesce(sum(pg_relation_size(c.oid) + CASE WHEN c.reltoastrelid <> 0 THEN pg_relation_size(c.reltoastrelid) ELSE 0 END), 0) "+
+			"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "+
 			"WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
 	if err != nil {
 		return 0, err

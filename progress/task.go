@@ -214,7 +214,7 @@ func (t *Task) describe(done, total int64, now time.Time, withSizes bool) string
 	parts = append(parts, size(int64(rate))+"/s")
 	if !t.finished && total > done && rate > 0 {
 		left := time.Duration(float64(total-done) / rate * float64(time.Second))
-		parts = append(parts, left.Round(time.Second).String()+" left")
+		parts = append(parts, max(left.Round(time.Second), time.Second).String()+" left")
 	}
 	return strings.Join(parts, " ")
 }
