@@ -34,7 +34,8 @@ func (r *run) stageAndLoad(ctx context.Context) error {
 func (r *run) stageFiles(ctx context.Context) (err error) {
 	tasks := map[*folderStage]*progress.Task{}
 	for _, f := range r.folders {
-		tasks[f] = r.o.Progress.Task(f.describe(), "Staging", sizeUnder(r.src.manifest(), f.prefix))
+		label := backup.SourceLabel(r.o.Plan.WorkingDir, archive.Source{Kind: f.kind, Path: f.source}) // as save names it
+		tasks[f] = r.o.Progress.Task(label, "Staging", sizeUnder(r.src.manifest(), f.prefix))
 		defer func() { tasks[f].End("Staged", err) }()
 	}
 	for _, f := range r.folders {
