@@ -10,12 +10,14 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // saveDatabase streams pg_dump into the archive and, at the same time, into pg_restore --list:
 // a dump counts only if pg_dump exited 0, wrote something, and its table of contents reads back.
-// The dump is recorded under name, the live database's, whichever database t reads.
-func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, name string, m *archive.Manifest, res *Result) error {
+// The dump is recorded under name, the live database's, whichever database t reads; its
+// bytes count on task.
+func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, name string, m *archive.Manifest, res *Result, task *progress.Task) error {
 	member := "db/" + name + ".dump"
 	dumpR, dumpW := io.Pipe()
 	tocR, tocW := io.Pipe()
@@ -35,7 +37,7 @@ func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, nam
 	var info *postgres.DumpInfo
 	g.Go(func() error {
 		var err error
-		info, err = t.Dump(gctx, io.MultiWriter(dumpW, tocW))
+		info, err = t.Dump(gctx, task.Writer(io.MultiWriter(dumpW, tocW)))
 		dumpW.CloseWithError(err)
 		tocW.CloseWithError(err)
 		return err

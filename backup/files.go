@@ -16,6 +16,7 @@ import (
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/files"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // saveFiles writes every data folder and volume, then the deployment files. With Pause the app
@@ -34,7 +35,10 @@ func saveFiles(ctx context.Context, w *archive.Writer, o SaveOptions, m *archive
 			o.Warn(fmt.Sprintf("%s %s does not exist: nothing to save there", src.Kind, src.Path))
 			continue
 		}
-		if err := saveSource(ctx, w, o, src); err != nil {
+		task := o.Progress.Task(SourceLabel(o.Plan.WorkingDir, src), "Saving", sourceSize(o.Plan, src))
+		err := saveSource(ctx, countedSink{w, task}, o, src)
+		task.End("Saved", err)
+		if err != nil {
 			return fmt.Errorf("saving %s %s: %w", src.Kind, src.Path, err)
 		}
 		m.Sources = append(m.Sources, src)
@@ -92,7 +96,7 @@ func sourceName(plan *compose.Plan, it compose.Item) string {
 // saveSource reads a bind folder straight from the disk only as root: Echo keeps files such as
 // secrets.env at 0600 for uid 1001, which another user could not read. Otherwise, and for
 // volumes, the engine reads it.
-func saveSource(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source) error {
+func saveSource(ctx context.Context, w files.Sink, o SaveOptions, src archive.Source) error {
 	abs, _ := filepath.Abs(o.Dir)
 	from, sub := o.readFrom(src)
 	if src.Kind == "bind" && o.LocalEngine && os.Geteuid() == 0 {
@@ -108,7 +112,7 @@ func saveSource(ctx context.Context, w *archive.Writer, o SaveOptions, src archi
 // saveThroughHelper reads a volume, or a folder on a remote engine's host, through a container
 // that is created but never started.
 // It mounts from (a volume name or a host folder) and reads sub below it.
-func saveThroughHelper(ctx context.Context, w *archive.Writer, o SaveOptions, src archive.Source, from, sub string, skip []string) error {
+func saveThroughHelper(ctx context.Context, w files.Sink, o SaveOptions, src archive.Source, from, sub string, skip []string) error {
 	mt := mount.Mount{Type: mount.TypeVolume, Source: from, Target: "/backup-source", ReadOnly: true}
 	if src.Kind == "bind" {
 		mt.Type = mount.TypeBind
@@ -158,4 +162,41 @@ func addDeploymentFile(w *archive.Writer, workDir, p string) error {
 	}
 	hdr.Name, hdr.Uname, hdr.Gname = "deployment/"+filepath.ToSlash(rel), "", ""
 	return w.Add(hdr, io.Reader(f))
+}
+
+// SourceLabel names a folder or volume in progress rows: "folder ./data", "volume echo_db".
+func SourceLabel(workDir string, src archive.Source) string {
+	if src.Kind != "bind" {
+		return src.Kind + " " + src.Path
+	}
+	if rel, err := filepath.Rel(workDir, src.Path); err == nil && !strings.HasPrefix(rel, "..") {
+		return "folder ./" + filepath.ToSlash(rel)
+	}
+	return "folder " + src.Path
+}
+
+// sourceSize is what discovery measured of a source; 0 (a spinner) where it could not.
+func sourceSize(plan *compose.Plan, src archive.Source) int64 {
+	for _, it := range plan.Items {
+		if it.Kind == src.Kind && it.Source == src.Path {
+			return it.Size
+		}
+	}
+	return 0
+}
+
+// countedSink counts the bytes of the files a source hands to the archive.
+type countedSink struct {
+	files.Sink
+	task *progress.Task
+}
+
+func (c countedSink) Add(hdr *tar.Header, r io.Reader) error {
+	if _, sparse := r.(*archive.Sparse); sparse || r == nil {
+		// the writer looks for its holes by type; its size counts once it is stored
+		err := c.Sink.Add(hdr, r)
+		c.task.Add(hdr.Size)
+		return err
+	}
+	return c.Sink.Add(hdr, c.task.Reader(r))
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // SaveOptions say what to save and where.
@@ -29,7 +29,7 @@ type SaveOptions struct {
 	Pause       bool
 	Labels      map[string]string
 	ToolVersion string
-	Progress    io.Writer // nil: no progress lines
+	Progress    *progress.Reporter // nil: no progress
 	Warn        func(string)
 	// From, when set, saves what a restore has just set aside instead of the live data.
 	From *SetAside
@@ -109,11 +109,15 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if err := checkSpace(ctx, target, o); err != nil {
 		return nil, err
 	}
+	dbSize, err := target.DumpSize(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("measuring database %q: %w", target.Database, err)
+	}
 	reserve := reserveFor(o.Plan)
-	res, err := saveOnce(ctx, o, target, reserve)
+	res, err := saveOnce(ctx, o, target, reserve, dbSize)
 	if errors.Is(err, archive.ErrManifestTooLarge) {
 		// Volumes held more files than the room left for the manifest: rare, so simply redo it.
-		res, err = saveOnce(ctx, o, target, min(reserve*16, 1<<30))
+		res, err = saveOnce(ctx, o, target, min(reserve*16, 1<<30), dbSize)
 	}
 	if err != nil {
 		return nil, err
@@ -122,7 +126,8 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	return res, nil
 }
 
-func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserve int64) (*Result, error) {
+// dbSize (postgres.Target.DumpSize) is the database's bar total.
+func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserve, dbSize int64) (*Result, error) {
 	// To the millisecond: list and restore's "latest" order by it, and two saves can start
 	// in the same second.
 	created := time.Now().UTC().Truncate(time.Millisecond)
@@ -133,14 +138,17 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 		return nil, fmt.Errorf("creating backup %s: %w", path, err)
 	}
 	defer w.Abort()
-	stopProgress := startProgress(o.Progress, w)
 	m := newManifest(o, created)
 	res := &Result{}
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return saveDatabase(gctx, w, o.dumpTarget(target), target.Database, m, res) })
+	g.Go(func() error {
+		task := o.Progress.Task(fmt.Sprintf("database %q", target.Database), "Saving", dbSize)
+		err := saveDatabase(gctx, w, o.dumpTarget(target), target.Database, m, res, task)
+		task.End("Saved", err)
+		return err
+	})
 	g.Go(func() error { return saveFiles(gctx, w, o, m) })
 	err = g.Wait()
-	stopProgress()
 	if err != nil {
 		return nil, full(o.Dir, w, err)
 	}

@@ -3,13 +3,11 @@ package compose
 import (
 	"context"
 	"fmt"
-	"io"
 	"slices"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/cli/cli/command"
-	"github.com/docker/compose/v5/cmd/display"
 	"github.com/docker/compose/v5/pkg/api"
 	composesvc "github.com/docker/compose/v5/pkg/compose"
 )
@@ -114,10 +112,10 @@ type DownOptions struct {
 }
 
 // Down runs `docker compose down` on the plan's project. Compose's progress and warnings
-// (such as "Resource is still in use" for a volume another container holds) go to progress:
+// (such as "Resource is still in use" for a volume another container holds) go to events:
 // without an event processor the SDK drops them.
-func Down(ctx context.Context, dockerCli command.Cli, plan *Plan, o DownOptions, progress io.Writer) error {
-	backend, err := composesvc.NewComposeService(dockerCli, composesvc.WithEventProcessor(display.Plain(progress)))
+func Down(ctx context.Context, dockerCli command.Cli, plan *Plan, o DownOptions, events api.EventProcessor) error {
+	backend, err := composesvc.NewComposeService(dockerCli, composesvc.WithEventProcessor(events))
 	if err != nil {
 		return err
 	}

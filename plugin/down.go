@@ -56,7 +56,10 @@ func downCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	return cmd
 }
 
-func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, services []string) error {
+func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, services []string) (err error) {
+	rep := reporter(ctx, false)
+	rep.Start(ctx, "down")
+	defer func() { rep.Done(err == nil) }()
 	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
 	if err != nil {
 		return err
@@ -79,7 +82,7 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 		do.Timeout = &t
 	}
 	if !opts.volumes {
-		return compose.Down(ctx, dockerCli, plan, do, dockerCli.Err())
+		return compose.Down(ctx, dockerCli, plan, do, composeEvents(ctx, dockerCli))
 	}
 	// The app stops before the save, so that nothing it writes afterwards is lost; a stopped
 	// database is started for the save and put back.
@@ -91,7 +94,7 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 	if err != nil {
 		return fmt.Errorf("nothing was removed: %w", err)
 	}
-	if err := compose.Down(ctx, dockerCli, plan, do, dockerCli.Err()); err != nil {
+	if err := compose.Down(ctx, dockerCli, plan, do, composeEvents(ctx, dockerCli)); err != nil {
 		return reprotect(ctx, dockerCli, api, plan, released, err)
 	}
 	fmt.Fprintf(dockerCli.Out(), "Removed project %s with its volumes. Its state just before is saved and verified in %s\n"+

@@ -13,6 +13,7 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/migrate"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/progress"
 	"github.com/echo-backup/echo-backup/restore"
 )
 
@@ -65,12 +66,15 @@ type migrateResult struct {
 	project     string
 }
 
-func runMigrate(ctx context.Context, dockerCli command.Cli, opts migrateOptions) error {
+func runMigrate(ctx context.Context, dockerCli command.Cli, opts migrateOptions) (err error) {
 	start := time.Now()
 	if err := checkMigrate(dockerCli, opts); err != nil {
 		return err
 	}
-	log := logger(dockerCli, opts.format)
+	rep := reporter(ctx, opts.format == formatJSON)
+	rep.Start(ctx, "migrate")
+	defer func() { rep.Done(err == nil) }()
+	log := logTo(rep, dockerCli, opts.format)
 	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
 	if err != nil {
 		return err
@@ -116,8 +120,10 @@ func move(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api co
 		return err
 	}
 	res.Backup, res.Save = saved.Path, time.Since(start)
-	logger(dockerCli, opts.format)(fmt.Sprintf("restoring it on context %q", opts.toContext))
-	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, occupied, logger(dockerCli, opts.format)); err != nil {
+	rep := reporter(ctx, opts.format == formatJSON)
+	log := logTo(rep, dockerCli, opts.format)
+	log(fmt.Sprintf("restoring it on context %q", opts.toContext))
+	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, occupied, rep, log); err != nil {
 		return fmt.Errorf("migrating project %q to context %q: %w; the backup taken here is %s", plan.Name, opts.toContext, err, saved.Path)
 	}
 	return nil
@@ -146,13 +152,14 @@ func stopSourceApps(ctx context.Context, dockerCli command.Cli, plan *compose.Pl
 // restoreOnTarget runs the ordinary restore on the target's engine, never as a local one: its
 // bind folders and the dump go through helper containers there. A target that held data is
 // saved first (into a folder named after the context, beside the backups here).
-func restoreOnTarget(ctx context.Context, target *migrate.Target, archive, dir string, occupied bool, log func(string)) (*restore.Result, error) {
+func restoreOnTarget(ctx context.Context, target *migrate.Target, archive, dir string, occupied bool,
+	rep *progress.Reporter, log func(string)) (*restore.Result, error) {
 	if err := target.PrepareFolders(ctx); err != nil {
 		return nil, err
 	}
 	return restore.Run(ctx, restore.Options{Plan: target.Plan, API: target.API, Services: target.Services,
 		Archive: archive, SafetyBackup: occupied, Dir: migrate.SafetyDir(dir, target.Context),
-		ToolVersion: Version, LocalEngine: false, Log: log})
+		ToolVersion: Version, LocalEngine: false, Log: log, Progress: rep})
 }
 
 func checkMigrate(dockerCli command.Cli, opts migrateOptions) error {

@@ -110,7 +110,7 @@ func runResume(ctx context.Context, dockerCli command.Cli, opts restoreOptions) 
 	return nil
 }
 
-func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions, arg string) error {
+func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions, arg string) (err error) {
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
@@ -128,7 +128,11 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	ro := restore.Options{Plan: plan, API: api, Services: services, FilesTar: opts.files, Only: opts.only,
 		ForceProject: opts.forceProject, SafetyBackup: !opts.noSafety, Dir: backup.Dir(opts.dir, plan.WorkingDir),
 		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Jobs: opts.jobs,
-		DryRun: opts.dryRun, Log: logger(dockerCli, opts.format)}
+		DryRun: opts.dryRun}
+	if !opts.dryRun {
+		ro.Progress = reporter(ctx, opts.format == formatJSON)
+	}
+	ro.Log = logTo(ro.Progress, dockerCli, opts.format)
 	fromStdin := arg == stdStream
 	if fromStdin {
 		path, done, err := spoolStdin(ctx, dockerCli, ro.Dir, opts.yes || opts.dryRun)
@@ -149,8 +153,18 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	if err := restoreInput(&ro, arg, plan); err != nil {
 		return err
 	}
+	// The block starts once the plan is confirmed: a terminal's redraws must not cover the question.
+	started := false
+	start := func() { started = true; ro.Progress.Start(ctx, "restore") }
+	defer func() {
+		if started {
+			ro.Progress.Done(err == nil)
+		}
+	}()
 	if !opts.yes && !opts.dryRun {
-		ro.Confirm = confirmer(dockerCli)
+		ro.Confirm = confirmStarting(confirmer(dockerCli), start)
+	} else if !opts.dryRun {
+		start()
 	}
 	res, err := restore.Run(ctx, ro)
 	if err != nil {
@@ -204,6 +218,17 @@ func logger(dockerCli command.Cli, format string) func(string) {
 		if format != formatJSON || strings.HasPrefix(msg, "WARNING") {
 			fmt.Fprintf(dockerCli.Err(), "[%5.1fs] %s\n", time.Since(start).Seconds(), msg)
 		}
+	}
+}
+
+// confirmStarting calls start once the user said yes.
+func confirmStarting(confirm func(string) (bool, error), start func()) func(string) (bool, error) {
+	return func(plan string) (bool, error) {
+		ok, err := confirm(plan)
+		if ok && err == nil {
+			start()
+		}
+		return ok, err
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // Version is set at build time with -ldflags "-X github.com/echo-backup/echo-backup/plugin.Version=…".
@@ -32,7 +33,12 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		// The CLI requires plugin.PersistentPreRunE first: without it Client() has no context store.
-		PersistentPreRunE: plugin.PersistentPreRunE,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := plugin.PersistentPreRunE(cmd, args); err != nil {
+				return err
+			}
+			return setUpProgress(cmd, dockerCli, opts.progress)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return cmd.Help()
@@ -58,6 +64,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		protectCommand(dockerCli, opts), unprotectCommand(dockerCli, opts), downCommand(dockerCli, opts),
 		migrateCommand(dockerCli, opts),
 	)
+	addCompletions(cmd, dockerCli, opts)
 	return cmd
 }
 
@@ -65,6 +72,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 type projectOptions struct {
 	compose.ProjectOptions
 	dbService string
+	progress  string
 }
 
 func (o *projectOptions) addFlags(cmd *cobra.Command) {
@@ -75,6 +83,7 @@ func (o *projectOptions) addFlags(cmd *cobra.Command) {
 	f.StringArrayVar(&o.EnvFiles, "env-file", nil, "Alternate environment file")
 	f.StringArrayVar(&o.Profiles, "profile", nil, "Compose profile to enable")
 	f.StringVar(&o.dbService, "db-service", "", "The PostgreSQL service, where it is not found by image or label")
+	f.StringVar(&o.progress, "progress", "", `Progress on stderr: "auto" (tty on a terminal, else plain), "tty", "plain", "json" or "quiet" (default: $`+progress.Env+`, else $COMPOSE_PROGRESS or $BUILDKIT_PROGRESS, else auto)`)
 }
 
 // commandContext is cancelled on Ctrl-C or SIGTERM, so a save stops and removes its partial file.

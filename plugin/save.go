@@ -53,7 +53,7 @@ func saveCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	return cmd
 }
 
-func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) error {
+func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err error) {
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
@@ -95,12 +95,14 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) error
 		}
 		defer done()
 	}
+	rep := reporter(ctx, opts.quiet || opts.format == formatJSON)
+	rep.Start(ctx, "save")
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
 		Dir: dir, Pause: opts.pause,
-		ToolVersion: Version, Progress: progressOut(dockerCli, opts.quiet || opts.format == formatJSON),
-		Warn: warner(dockerCli),
+		ToolVersion: Version, Progress: rep, Warn: warner(dockerCli, rep),
 	})
+	rep.Done(err == nil)
 	if err != nil {
 		return err
 	}
@@ -132,16 +134,4 @@ func printSaved(out io.Writer, res *backup.Result, opts saveOptions) error {
 	_, err := fmt.Fprintf(out, "Saved %s (%s) in %s: %d tables, %d rows, %d files\n", res.Path,
 		units.HumanSize(float64(res.Size)), res.Duration.Round(100*time.Millisecond), res.Tables, res.Rows, res.Files)
 	return err
-}
-
-// progressOut is stderr when it is a terminal and the user wants progress, else nothing.
-func progressOut(dockerCli command.Cli, silent bool) io.Writer {
-	if silent || !dockerCli.Err().IsTerminal() {
-		return nil
-	}
-	return dockerCli.Err()
-}
-
-func warner(dockerCli command.Cli) func(string) {
-	return func(msg string) { fmt.Fprintln(dockerCli.Err(), "WARNING: "+msg) }
 }

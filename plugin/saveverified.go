@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -18,22 +19,29 @@ import (
 // Progress goes to stderr; labels mark why it was taken (backup.LabelPinned and friends).
 func saveVerified(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine,
 	dir string, labels map[string]string) (*backup.Result, error) {
+	rep := reporter(ctx, false)
+	rep.Start(ctx, "save")
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
 		Dir: dir, Labels: labels, ToolVersion: Version,
-		Progress: progressOut(dockerCli, false), Warn: warner(dockerCli),
+		Progress: rep, Warn: warner(dockerCli, rep),
 	})
 	if err != nil {
+		rep.Done(false)
 		return nil, fmt.Errorf("saving project %q: %w", plan.Name, err)
 	}
 	vo := backup.VerifyOptions{Path: res.Path, API: api}
 	if db, err := plan.DatabaseContainer(); err == nil {
 		vo.DBContainer = db.ID
 	}
-	if _, err := backup.Verify(ctx, vo); err != nil {
+	task := rep.Task("verify "+filepath.Base(res.Path), "Verifying", 0)
+	_, err = backup.Verify(ctx, vo)
+	task.End("Verified", err)
+	rep.Done(err == nil)
+	if err != nil {
 		return nil, fmt.Errorf("verifying the backup just taken (%s): %w", res.Path, err)
 	}
-	fmt.Fprintf(dockerCli.Err(), "Saved and verified %s\n", res.Path)
+	say(ctx, dockerCli, "Saved and verified "+res.Path)
 	return res, nil
 }
 
@@ -82,7 +90,7 @@ func saveStartingDatabase(ctx context.Context, dockerCli command.Cli, plan *comp
 	}
 	started, err := svc.EnsureDatabase(ctx)
 	if started {
-		fmt.Fprintf(dockerCli.Err(), "echobackup: started %s for the backup; it is put back as it was afterwards.\n", db.Name)
+		say(ctx, dockerCli, fmt.Sprintf("echobackup: started %s for the backup; it is put back as it was afterwards.", db.Name))
 		defer func() {
 			if rerr := putDatabaseBack(context.WithoutCancel(ctx), svc, plan, api, hadContainer, networks); rerr != nil && err == nil {
 				err = rerr
@@ -105,7 +113,7 @@ func stopAppsForSave(ctx context.Context, dockerCli command.Cli, svc *compose.Se
 	if len(apps) == 0 {
 		return nil
 	}
-	fmt.Fprintf(dockerCli.Err(), "echobackup: stopping %s, so that the backup holds their last writes.\n", strings.Join(apps, ", "))
+	say(ctx, dockerCli, fmt.Sprintf("echobackup: stopping %s, so that the backup holds their last writes.", strings.Join(apps, ", ")))
 	if err := svc.Stop(ctx, apps); err != nil {
 		return fmt.Errorf("stopping the app before the backup: %w", err)
 	}
@@ -117,7 +125,7 @@ func startAppsAgain(ctx context.Context, dockerCli command.Cli, svc *compose.Ser
 	if err := svc.Start(ctx, apps); err != nil {
 		return fmt.Errorf("%w (and %s, stopped for the backup, did not start again: %v)", saveErr, strings.Join(apps, ", "), err)
 	}
-	fmt.Fprintf(dockerCli.Err(), "echobackup: started %s again.\n", strings.Join(apps, ", "))
+	say(ctx, dockerCli, fmt.Sprintf("echobackup: started %s again.", strings.Join(apps, ", ")))
 	return saveErr
 }
 

@@ -106,6 +106,9 @@ func runShellGuard(ctx context.Context, cobraCmd *cobra.Command, dockerCli comma
 		if err := cliplugin.PersistentPreRunE(cobraCmd, nil); err != nil {
 			return err
 		}
+		if ctx, err = withProgress(ctx, cobraCmd, dockerCli, ""); err != nil { // the backup's progress, as in save
+			return err
+		}
 		err = backupBeforeDelete(ctx, dockerCli, parsed)
 	}
 	if err == nil {

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -50,7 +51,16 @@ func runVerify(ctx context.Context, dockerCli command.Cli, opts verifyOptions, a
 	if err != nil {
 		return err
 	}
+	rep := reporter(ctx, opts.format == formatJSON)
+	rep.Start(ctx, "verify")
+	text := "Checking checksums and the table of contents"
+	if opts.deep {
+		text = "Checking, then restoring into a throwaway container"
+	}
+	task := rep.Task(filepath.Base(vo.Path), text, 0)
 	res, err := backup.Verify(ctx, vo)
+	task.End("Verified", err)
+	rep.Done(err == nil)
 	if err != nil {
 		return err
 	}

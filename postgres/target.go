@@ -59,6 +59,21 @@ func Major(version string) int {
 	return 0
 }
 
+// DumpSize estimates how much pg_dump writes: the data of the user tables and their TOAST (the
+// main fork, pg_relation_size), without the indexes, which a dump holds only as definitions,
+// the free space maps, and the system catalogs, which make most of pg_database_size on a small
+// database. It is a progress bar's total, not a promise.
+func (t Target) DumpSize(ctx context.Context) (int64, error) {
+	out, err := t.output(ctx, "psql", "-X", "-A", "-t", "-U", t.User, "-d", t.Database, "-c",
+		"SELECT coalesce(sum(pg_relation_size(c.oid) + CASE WHEN c.reltoastrelid <> 0 THEN pg_relation_size(c.reltoastrelid) ELSE 0 END), 0) "+
+			"FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "+
+			"WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'")
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseInt(out, 10, 64)
+}
+
 // Size is the database's size on disk in bytes, as pg_database_size reports it.
 func (t Target) Size(ctx context.Context) (int64, error) {
 	out, err := t.output(ctx, "psql", "-X", "-A", "-t", "-U", t.User, "-d", t.Database, "-c", "SELECT pg_database_size(current_database())")

@@ -11,7 +11,9 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // stageAndLoad prepares everything beside the live data at the same time: the files go into
@@ -28,6 +30,12 @@ func (r *run) stageAndLoad(ctx context.Context) error {
 }
 
 func (r *run) stageFiles(ctx context.Context) (err error) {
+	tasks := map[*folderStage]*progress.Task{}
+	for _, f := range r.folders {
+		label := backup.SourceLabel(r.o.Plan.WorkingDir, archive.Source{Kind: f.kind, Path: f.source}) // as save names it
+		tasks[f] = r.o.Progress.Task(label, "Staging", sizeUnder(r.src.manifest(), f.prefix))
+		defer func() { tasks[f].End("Staged", err) }()
+	}
 	for _, f := range r.folders {
 		if err := f.open(ctx, r.o.API, r.o.Plan.Name, r.o.Plan.Database.Image); err != nil {
 			return err
@@ -37,7 +45,7 @@ func (r *run) stageFiles(ctx context.Context) (err error) {
 	err = r.src.walk(func(hdr *tar.Header, rd io.Reader) error {
 		for _, f := range r.folders {
 			if strings.HasPrefix(hdr.Name, f.prefix) {
-				return f.add(hdr, rd)
+				return f.add(hdr, tasks[f].Reader(rd))
 			}
 		}
 		return nil
@@ -60,7 +68,10 @@ func (r *run) stageAndLoadDB(ctx context.Context) error {
 		return err
 	}
 	r.o.Log("loading the dump into a new database beside the live one")
-	if err := r.db.load(ctx, &r.undo, r.jobs(), r.expectedTables()); err != nil {
+	task := r.o.Progress.Task(fmt.Sprintf("database %q", r.pg.Database), "Loading", 0)
+	err := r.db.load(ctx, &r.undo, r.jobs(), r.expectedTables())
+	task.End("Loaded and checked", err)
+	if err != nil {
 		return err
 	}
 	r.o.Log("the new database is loaded and its rows checked")
@@ -77,7 +88,10 @@ func (r *run) stageDB(ctx context.Context) (err error) {
 		return err
 	}
 	defer rd.Close()
-	return r.db.add(hdr, rd)
+	task := r.o.Progress.Task(fmt.Sprintf("dump of database %q", r.pg.Database), "Staging", hdr.Size)
+	err = r.db.add(hdr, task.Reader(rd))
+	task.End("Staged", err)
+	return err
 }
 
 func (r *run) jobs() int {
@@ -107,4 +121,19 @@ func (r *run) somethingToSave() bool {
 func (r *run) hasUserTables() bool {
 	tables, err := r.pg.CountRows(context.Background())
 	return err != nil || len(tables) > 0
+}
+
+// sizeUnder is the bytes of the files below prefix, a folder's bar total; 0 (a spinner) for the
+// manual procedure's tar, which has no manifest.
+func sizeUnder(m *archive.Manifest, prefix string) int64 {
+	if m == nil {
+		return 0
+	}
+	var n int64
+	for _, mem := range m.Members {
+		if strings.HasPrefix(mem.Name, prefix) {
+			n += mem.Size
+		}
+	}
+	return n
 }

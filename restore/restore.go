@@ -18,6 +18,7 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/progress"
 )
 
 // Options say what to restore from and how carefully.
@@ -40,6 +41,8 @@ type Options struct {
 	DryRun  bool
 	Confirm func(plan string) (bool, error)
 	Log     func(string)
+	// Progress draws the parts (staging, loading, the swap, the safety backup); nil draws nothing.
+	Progress *progress.Reporter
 }
 
 // Result says what happened.
@@ -398,7 +401,7 @@ func (r *run) describe() string {
 
 // apply stages and checks everything beside the live data, then stops the app only for the
 // swap. The journal records each phase before it begins.
-func (r *run) apply(ctx context.Context) error {
+func (r *run) apply(ctx context.Context) (err error) {
 	r.safety = r.o.SafetyBackup && r.somethingToSave()
 	if err := r.journalStaging(ctx); err != nil {
 		return err
@@ -413,6 +416,9 @@ func (r *run) apply(ctx context.Context) error {
 	if err := r.journalStopping(ctx); err != nil {
 		return err
 	}
+	// The swap's row (or line) says what stops and starts.
+	task := r.o.Progress.Task("swap", "Stopping "+strings.Join(r.apps, ", "), 0)
+	defer func() { task.End("Swapped", err) }()
 	down := time.Now()
 	r.o.Log("stopping " + strings.Join(r.apps, ", "))
 	r.undo.push("stopping the services", func() error { return r.o.Services.Start(context.Background(), r.apps) })
@@ -422,12 +428,14 @@ func (r *run) apply(ctx context.Context) error {
 	if err := r.j.set(PhaseSwapping); err != nil {
 		return err
 	}
+	task.Step("Swapping")
 	if err := r.swap(ctx); err != nil {
 		return err
 	}
 	if err := r.j.set(PhaseSwapped); err != nil {
 		return err
 	}
+	task.Step("Starting " + strings.Join(r.apps, ", "))
 	r.o.Log("starting " + strings.Join(r.apps, ", "))
 	// Services started on the restored data must stop before the data is swapped back.
 	r.undo.push("starting the services", func() error { return r.o.Services.Stop(context.Background(), r.apps) })

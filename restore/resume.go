@@ -474,11 +474,13 @@ func (r *run) safetyBackup(ctx context.Context) (string, error) {
 		}
 		from.Folders[f.source] = f.asidePath()
 	}
+	task := r.o.Progress.Task("safety backup", "Saving", 0)
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: &plan, API: r.o.API, LocalEngine: r.o.LocalEngine, Dir: r.o.Dir,
 		Labels: map[string]string{backup.LabelPinned: backup.PinnedPreRestore}, ToolVersion: r.o.ToolVersion,
-		Warn: r.o.Log, From: from,
+		Warn: r.o.Log, From: from, Progress: r.o.Progress.Under(task),
 	})
+	task.End("Saved", err)
 	if err != nil {
 		return "", fmt.Errorf("taking the safety backup: %w", err)
 	}

@@ -70,6 +70,31 @@ die() { printf '\ndemo: error: %s\n' "$*" >&2; exit 1; }
 # run CMD...: echo the command as a user would type it, then run it.
 run() { printf '$ %s\n' "$*"; "$@"; }
 
+# The build steps (engine, images, plugin, compose CLI) print hundreds of lines (debootstrap,
+# apt, `go: downloading …`) that tell nothing of a backup: they go to BUILD_LOG, and each step
+# is one line with its time. A failing step shows its part of the log.
+BUILD_LOG="$(mktemp "${TMPDIR:-/tmp}/echo-demo-build.XXXXXX.log")"
+SUMMARY="" # what a build step found, for its line
+# build_step TITLE FUNCTION: one line "==> N. TITLE ... SUMMARY (Ns)"; FUNCTION runs in this
+# shell (it may set variables) with all of its output in BUILD_LOG.
+build_step() {
+	local title=$1 t0=$SECONDS from rc=0
+	step_no=$((step_no + 1))
+	from=$(($(wc -l <"$BUILD_LOG") + 1))
+	printf '==> %d. %s ... ' "$step_no" "$title"
+	SUMMARY=""
+	printf '\n### %d. %s\n' "$step_no" "$title" >>"$BUILD_LOG"
+	# errexit does not hold inside a function run on the left of ||: each one returns on failure itself.
+	"$2" >>"$BUILD_LOG" 2>&1 || rc=$?
+	if [ "$rc" = 0 ]; then
+		printf '%s (%ds)\n' "${SUMMARY:-done}" $((SECONDS - t0))
+		return 0
+	fi
+	printf 'FAILED after %ds (exit %d). Its log (all of it in %s):\n' $((SECONDS - t0)) "$rc" "$BUILD_LOG"
+	tail -n +"$from" "$BUILD_LOG" | tail -n 60 | sed 's/^/    | /'
+	exit "$rc"
+}
+
 # compose ARGS: the compose CLI chosen in step 4 (`docker compose` or a standalone binary).
 COMPOSE=()
 COMPOSE_SHOWN=""
@@ -198,63 +223,79 @@ trap on_exit EXIT
 
 # =======================================================================================
 
-step "Docker engine"
-"$root/scripts/engine.sh"
+printf '==> Setting up; the full output of these steps goes to %s\n' "$BUILD_LOG"
 
-step "Images"
-# pg-image.sh prints postgres:16 when a registry answers, else a local Debian image it builds
-# once (minutes) that also has redis-server: then it plays all three services.
-PG_IMAGE="$("$root/scripts/pg-image.sh")"
-if [ "$PG_IMAGE" = postgres:16 ]; then
-	REDIS_IMAGE=redis:7
-	if ! docker image inspect "$REDIS_IMAGE" >/dev/null 2>&1; then
-		run timeout 300 docker pull "$REDIS_IMAGE" ||
-			die "postgres:16 could be pulled but $REDIS_IMAGE not; pull it yourself and re-run"
-	fi
-	APP_IMAGE=$PG_IMAGE # the app is a placeholder that sleeps: any image with `sleep` will do
-else
-	REDIS_IMAGE=$PG_IMAGE
-	APP_IMAGE=$PG_IMAGE
-fi
-IMAGES=("$PG_IMAGE" "$REDIS_IMAGE" "$APP_IMAGE")
-note "postgres: $PG_IMAGE   redis: $REDIS_IMAGE   echo (placeholder app): $APP_IMAGE"
+engine_step() {
+	"$root/scripts/engine.sh" || return
+	SUMMARY="Docker engine $(docker version --format '{{.Server.Version}}') answers"
+}
+build_step "Docker engine" engine_step
 
-step "Install the plugin: scripts/install.sh"
-"$root/scripts/install.sh"
-
-step "Compose CLI"
-# `docker echobackup` needs no compose CLI (it reads the project itself); the demo needs one
-# to start and destroy the stack. Prefer the user's own; never install one into ~/.docker.
-if docker compose version >/dev/null 2>&1; then
-	COMPOSE=(docker compose)
-	COMPOSE_SHOWN="docker compose"
-	note "using the docker compose plugin: $(docker compose version)"
-elif command -v docker-compose >/dev/null 2>&1 &&
-	v="$(docker-compose version --short 2>/dev/null)" && v="${v#v}" && [ "${v%%.*}" -ge 2 ] 2>/dev/null; then
-	COMPOSE=(docker-compose)
-	COMPOSE_SHOWN="docker-compose"
-	note "no docker compose plugin; using $(command -v docker-compose) (version $v)"
-else
-	if command -v docker-compose >/dev/null 2>&1; then
-		note "no docker compose plugin; $(command -v docker-compose) is version ${v:-unknown} (compose v1 lacks what the demo uses)"
+images_step() {
+	local img
+	img="$(mktemp)"
+	# pg-image.sh prints postgres:16 when a registry answers, else a local Debian image it
+	# builds once (minutes) that also has redis-server: then it plays all three services.
+	"$root/scripts/pg-image.sh" >"$img" || return
+	PG_IMAGE="$(cat "$img")"
+	rm -f "$img"
+	if [ "$PG_IMAGE" = postgres:16 ]; then
+		REDIS_IMAGE=redis:7
+		if ! docker image inspect "$REDIS_IMAGE" >/dev/null 2>&1; then
+			timeout 300 docker pull "$REDIS_IMAGE" || {
+				echo "postgres:16 could be pulled but $REDIS_IMAGE not; pull it yourself and re-run"
+				return 1
+			}
+		fi
+		APP_IMAGE=$PG_IMAGE # the app is a placeholder that sleeps: any image with `sleep` will do
 	else
-		note "no docker compose plugin and no docker-compose in PATH"
+		REDIS_IMAGE=$PG_IMAGE
+		APP_IMAGE=$PG_IMAGE
+	fi
+	IMAGES=("$PG_IMAGE" "$REDIS_IMAGE" "$APP_IMAGE")
+	SUMMARY="postgres: $PG_IMAGE, redis: $REDIS_IMAGE, echo (placeholder app): $APP_IMAGE"
+}
+build_step "Images" images_step
+
+plugin_step() {
+	"$root/scripts/install.sh" || return
+	SUMMARY="installed $(docker info --format '{{range .ClientInfo.Plugins}}{{if eq .Name "echobackup"}}{{.Path}} ({{.Version}}){{end}}{{end}}')"
+}
+build_step "Install the plugin (scripts/install.sh)" plugin_step
+
+compose_step() {
+	# `docker echobackup` needs no compose CLI (it reads the project itself); the demo needs one
+	# to start and destroy the stack. Prefer the user's own; never install one into ~/.docker.
+	local v version cache bin
+	if docker compose version >/dev/null 2>&1; then
+		COMPOSE=(docker compose)
+		COMPOSE_SHOWN="docker compose"
+		SUMMARY="the docker compose plugin, $(docker compose version --short)"
+		return 0
+	fi
+	if command -v docker-compose >/dev/null 2>&1 &&
+		v="$(docker-compose version --short 2>/dev/null)" && v="${v#v}" && [ "${v%%.*}" -ge 2 ] 2>/dev/null; then
+		COMPOSE=(docker-compose)
+		COMPOSE_SHOWN="docker-compose"
+		SUMMARY="no docker compose plugin; $(command -v docker-compose) $v"
+		return 0
 	fi
 	# Same binary, same cache as the e2e rig (e2e/main_test.go, installCompose): built once
-	# from the compose module that go.mod pins.
-	version="$(cd "$root" && go list -m -f '{{.Version}}' "$COMPOSE_MODULE")"
+	# from the compose module that go.mod pins (compose v1 lacks what the demo uses).
+	version="$(cd "$root" && go list -m -f '{{.Version}}' "$COMPOSE_MODULE")" || return
 	cache="${ECHOBACKUP_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/echobackup-e2e}"
 	bin="$cache/docker-compose-$version-$(go env GOOS)-$(go env GOARCH)"
 	if [ ! -x "$bin" ]; then
-		note "building the compose CLI $version from go.mod into $bin (once; minutes with a cold Go cache)"
-		mkdir -p "$cache"
-		(cd "$root" && go build -ldflags "-X $COMPOSE_MODULE/internal.Version=$version" -o "$bin.$$.partial" "$COMPOSE_MODULE/cmd")
-		mv -f "$bin.$$.partial" "$bin"
+		echo "building the compose CLI $version from go.mod into $bin"
+		mkdir -p "$cache" || return
+		(cd "$root" && go build -ldflags "-X $COMPOSE_MODULE/internal.Version=$version" -o "$bin.$$.partial" "$COMPOSE_MODULE/cmd") || return
+		mv -f "$bin.$$.partial" "$bin" || return
 	fi
 	COMPOSE=("$bin")
 	COMPOSE_SHOWN="$bin"
-	note "using $bin as a standalone docker-compose ($("$bin" version))"
-fi
+	SUMMARY="no compose plugin: $bin, built from go.mod ($version)"
+}
+build_step "Compose CLI" compose_step
 
 step "Demo folder: $work"
 if [ -f "$work/$MARKER" ]; then
