@@ -138,6 +138,9 @@ type Stack struct {
 	MusicDir string   // bound read-only at /mnt in the app (seed), outside Dir
 	Env      []string // added to the environment of every command
 
+	// As, when set, runs every command of the stack as that user instead of the test's own.
+	As *Account
+
 	seeded    bool
 	cleanOnce sync.Once
 }
@@ -231,6 +234,11 @@ func (s *Stack) Run(o RunOpts, name string, args ...string) Result {
 		cmd.Dir = s.Dir
 	}
 	cmd.Env = append(append(os.Environ(), s.Env...), o.Env...)
+	if s.As != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+			Uid: uint32(s.As.UID), Gid: uint32(s.As.GID), Groups: s.As.Groups}}
+		cmd.Env = append(cmd.Env, "HOME="+s.As.Home, "DOCKER_CONFIG="+s.As.DockerConfig, "USER=", "LOGNAME=")
+	}
 	cmd.Stdin = o.Stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

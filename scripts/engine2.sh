@@ -104,7 +104,9 @@ start() {
 	dir="${TMPDIR:-/tmp}/$id"
 	host="unix://$dir/docker.sock"
 	[ ${#host} -lt 100 ] || die "the socket path $dir/docker.sock is too long for a unix address; set TMPDIR to a shorter folder"
-	mkdir -m 700 "$dir" || die "creating $dir"
+	# 0711: a user in the docker group reaches the socket (root:docker 0660) as on a real host;
+	# listing the folder stays root's.
+	mkdir -m 711 "$dir" || die "creating $dir"
 	# From here on, a failure stops what was made.
 	trap 'rc=$?; [ $rc -eq 0 ] || { log "start failed; cleaning up"; stop "$dir" >&2 || true; }; exit $rc' EXIT
 	trap 'exit 130' INT
