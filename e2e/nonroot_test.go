@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -19,6 +20,7 @@ type Account struct {
 	Groups       []uint32 // supplementary: the engine socket's group
 	Home         string
 	DockerConfig string // a copy of the suite's, owned by the user
+	Bin          string // first in PATH: a copy of the docker CLI the suite runs
 }
 
 // NonRootUID is the user the non-root test runs as; it needs no entry in /etc/passwd.
@@ -37,6 +39,18 @@ func (s *Stack) AsNonRoot(t *testing.T) *Account {
 	a.DockerConfig = filepath.Join(a.Home, ".docker")
 	if err := copyTree(dockerConfig, a.DockerConfig); err != nil {
 		t.Fatalf("copying DOCKER_CONFIG for uid %d: %v", a.UID, err)
+	}
+	// The docker CLI the suite runs may sit in root's home (scripts/engine29.sh's cache).
+	cli, err := exec.LookPath("docker")
+	if err != nil {
+		t.Fatalf("no docker CLI in PATH: %v", err)
+	}
+	a.Bin = filepath.Join(a.Home, "bin")
+	if err := os.MkdirAll(a.Bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := copyFile(cli, filepath.Join(a.Bin, "docker"), 0o755); err != nil {
+		t.Fatalf("copying the docker CLI for uid %d: %v", a.UID, err)
 	}
 	handTree(t, a.Home, a.UID, a.GID, "")
 	handTree(t, s.Dir, a.UID, a.GID, s.DataDir())
@@ -146,4 +160,9 @@ func assertDataOwner(t *testing.T, dir string, uid int) {
 	if err != nil {
 		t.Errorf("walking %s: %v", dir, err)
 	}
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
