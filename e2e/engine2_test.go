@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,13 +28,19 @@ type Engine2 struct {
 // StartEngine2 starts the engine; t.Cleanup stops it and removes the context, the namespace
 // and every folder, failed test or not. It needs root, ip, nsenter and dockerd: without them
 // the script refuses and the test fails, it does not skip.
+//
+// ECHOBACKUP_E2E_ENGINE2_ARGS (split at white space) are added to engine2.sh start: scripts/test.sh
+// makes the second engine an Engine 29 (--dockerd, --path-prefix, --daemon-json) while the suite
+// runs on the installed one, and the installed one (--storage-driver) while it runs on Engine 29,
+// so migrate goes both ways between the versions users move between.
 func StartEngine2(t *testing.T) *Engine2 {
 	t.Helper()
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// The script removes what it made when it fails to start, so there is nothing to clean here then.
-	out, err := output(ctx, "", nil, "bash", engine2Script(), "start", "--prefix", "ebt-eng2-")
+	args := append([]string{engine2Script(), "start", "--prefix", "ebt-eng2-"}, strings.Fields(os.Getenv("ECHOBACKUP_E2E_ENGINE2_ARGS"))...)
+	out, err := output(ctx, "", nil, "bash", args...)
 	if err != nil {
 		t.Fatalf("starting a second engine: %v", err)
 	}
@@ -50,7 +57,11 @@ func StartEngine2(t *testing.T) *Engine2 {
 	if e.Context == "" || e.Host == "" || e.dir == "" {
 		t.Fatalf("engine2.sh start printed no ENGINE2_CONTEXT, ENGINE2_HOST and ENGINE2_DIR:\n%s", out)
 	}
-	t.Logf("second engine %s up in %s", e, time.Since(t0).Round(time.Millisecond))
+	v, err := e.Docker("version", "--format", "engine {{.Server.Version}} (API {{.Server.APIVersion}})")
+	if err != nil {
+		t.Fatalf("reading the second engine's version: %v", err)
+	}
+	t.Logf("second engine %s up in %s: %s", e, time.Since(t0).Round(time.Millisecond), strings.TrimSpace(v))
 	return e
 }
 

@@ -138,6 +138,9 @@ type Stack struct {
 	MusicDir string   // bound read-only at /mnt in the app (seed), outside Dir
 	Env      []string // added to the environment of every command
 
+	// As, when set, runs every command of the stack as that user instead of the test's own.
+	As *Account
+
 	seeded    bool
 	cleanOnce sync.Once
 }
@@ -225,12 +228,24 @@ func (s *Stack) Run(o RunOpts, name string, args ...string) Result {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
+	if s.As != nil {
+		// exec looks the program up in the test's PATH, not in the user's.
+		if p := filepath.Join(s.As.Bin, name); !strings.Contains(name, "/") && fileExists(p) {
+			name = p
+		}
+	}
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = o.Dir
 	if cmd.Dir == "" {
 		cmd.Dir = s.Dir
 	}
 	cmd.Env = append(append(os.Environ(), s.Env...), o.Env...)
+	if s.As != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{
+			Uid: uint32(s.As.UID), Gid: uint32(s.As.GID), Groups: s.As.Groups}}
+		cmd.Env = append(cmd.Env, "HOME="+s.As.Home, "DOCKER_CONFIG="+s.As.DockerConfig, "USER=", "LOGNAME=",
+			"PATH="+s.As.Bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
 	cmd.Stdin = o.Stdin
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

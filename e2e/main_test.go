@@ -63,19 +63,12 @@ func setup() error {
 	}
 	moduleRoot = filepath.Dir(strings.TrimSpace(gomod))
 
-	// A docker context chosen in ~/.docker would be lost with a fresh DOCKER_CONFIG: carry
-	// its endpoint over as DOCKER_HOST.
-	if os.Getenv("DOCKER_HOST") == "" && os.Getenv("DOCKER_CONTEXT") == "" {
-		if ctxName, err := output(context.Background(), "", nil, "docker", "context", "show"); err == nil {
-			if name := strings.TrimSpace(ctxName); name != "" && name != "default" {
-				host, err := output(context.Background(), "", nil, "docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}", name)
-				if err != nil || strings.TrimSpace(host) == "" {
-					return fmt.Errorf("cannot read the endpoint of docker context %q: %v", name, err)
-				}
-				os.Setenv("DOCKER_HOST", strings.TrimSpace(host))
-				logf("docker context %s: using DOCKER_HOST=%s", name, os.Getenv("DOCKER_HOST"))
-			}
-		}
+	// The engine is reached through a docker context in the suite's fresh DOCKER_CONFIG, never
+	// through DOCKER_HOST: DOCKER_HOST outranks DOCKER_CONTEXT, so with it set the tests that
+	// send a command to a second engine (DOCKER_CONTEXT=…) would reach this one instead.
+	host, err := engineHost()
+	if err != nil {
+		return err
 	}
 	// The user's compose settings must not leak into the stacks.
 	for _, kv := range os.Environ() {
@@ -90,6 +83,20 @@ func setup() error {
 		return err
 	}
 	os.Setenv("DOCKER_CONFIG", dockerConfig)
+	if host != "" {
+		if out, err := combined(context.Background(), "", nil, "docker", "context", "create", suiteContext,
+			"--description", "the engine the e2e suite runs on", "--docker", host); err != nil {
+			return fmt.Errorf("creating docker context %s for %s: %v\n%s", suiteContext, host, err, out)
+		}
+		os.Unsetenv("DOCKER_HOST")
+		os.Unsetenv("DOCKER_TLS_VERIFY")
+		os.Unsetenv("DOCKER_CERT_PATH")
+		os.Setenv("DOCKER_CONTEXT", suiteContext)
+		logf("engine endpoint %s (docker context %s)", host, suiteContext)
+	}
+	if err := logEngine(); err != nil {
+		return err
+	}
 	plugins := filepath.Join(dockerConfig, "cli-plugins")
 	if err := os.MkdirAll(plugins, 0o755); err != nil {
 		return err
@@ -115,6 +122,56 @@ func setup() error {
 	}
 	os.Setenv("ECHOBACKUP_PG_IMAGE", pgImage)
 	logf("PostgreSQL image %s; setup took %s", pgImage, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// suiteContext names the docker context the suite reaches its engine by, when the engine is
+// not the CLI's default one.
+const suiteContext = "ebt-engine"
+
+// engineHost: the endpoint of the engine that DOCKER_HOST or the chosen docker context names,
+// as `docker context create --docker` takes it; "" for the CLI's default engine.
+func engineHost() (string, error) {
+	ctx := context.Background()
+	if h := os.Getenv("DOCKER_HOST"); h != "" {
+		ep := "host=" + h
+		if dir := os.Getenv("DOCKER_CERT_PATH"); dir != "" && os.Getenv("DOCKER_TLS_VERIFY") != "" {
+			ep += ",ca=" + filepath.Join(dir, "ca.pem") + ",cert=" + filepath.Join(dir, "cert.pem") + ",key=" + filepath.Join(dir, "key.pem")
+		}
+		return ep, nil
+	}
+	name := os.Getenv("DOCKER_CONTEXT")
+	if name == "" {
+		out, err := output(ctx, "", nil, "docker", "context", "show")
+		if err != nil {
+			return "", nil
+		}
+		name = strings.TrimSpace(out)
+	}
+	if name == "" || name == "default" {
+		return "", nil
+	}
+	host, err := output(ctx, "", nil, "docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}", name)
+	if err != nil || strings.TrimSpace(host) == "" {
+		return "", fmt.Errorf("cannot read the endpoint of docker context %q: %v", name, err)
+	}
+	return "host=" + strings.TrimSpace(host), nil
+}
+
+// logEngine names the engine and the CLI the suite runs with: scripts/test.sh runs the suite
+// on more than one, and a failure must say which.
+func logEngine() error {
+	ctx := context.Background()
+	v, err := output(ctx, "", nil, "docker", "version", "--format",
+		"engine {{.Server.Version}} (API {{.Server.APIVersion}}, minimum {{.Server.MinAPIVersion}}), docker CLI {{.Client.Version}} (API {{.Client.APIVersion}})")
+	if err != nil {
+		return fmt.Errorf("reading the engine's version: %v", err)
+	}
+	store, err := output(ctx, "", nil, "docker", "info", "--format", "storage {{.Driver}}{{range .DriverStatus}}{{if eq (index . 0) \"driver-type\"}} ({{index . 1}}){{end}}{{end}}")
+	if err != nil {
+		return fmt.Errorf("reading the engine's storage: %v", err)
+	}
+	logf("%s, %s", strings.TrimSpace(v), strings.TrimSpace(store))
 	return nil
 }
 

@@ -192,20 +192,36 @@ func TestShellGuardVolumes(t *testing.T) {
 
 	// No container left: nothing says where the compose files are.
 	s.Down()
-	prune := "docker volume prune -f --filter label=" + LabelComposeProject + "=" + s.Name
+	scope := " -f --filter label=" + LabelComposeProject + "=" + s.Name
+	prune := "docker volume prune" + scope
+	if !s.serverAPIBelow142(t) {
+		// From API 1.42 a plain prune keeps named volumes: the guard lets it run, and the
+		// engine keeps the data. With -a, or a filter all=true, they go: those are stopped.
+		r = s.bash(rc, prune, RunOpts{})
+		if r.Code != 0 || strings.Contains(r.Stderr, "ECHOBACKUP_FORCE=1") || !s.shellVolumeExists(data) {
+			t.Fatalf("plain volume prune on API >= 1.42: exit %d, volume %s kept=%v; want it run and the volume kept\n%s",
+				r.Code, data, s.shellVolumeExists(data), r.Stderr)
+		}
+		r = s.bash(rc, prune+" --filter all=true", RunOpts{})
+		if r.Code == 0 || !strings.Contains(r.Stderr, "is left to tell where its compose files are") || !s.shellVolumeExists(data) {
+			t.Fatalf("volume prune --filter all=true of an unlocatable project: exit %d, want a stop with the volume kept\n%s", r.Code, r.Stderr)
+		}
+		prune = "docker volume prune -a" + scope
+	}
 	r = s.bash(rc, prune, RunOpts{})
 	if r.Code == 0 || !strings.Contains(r.Stderr, "is left to tell where its compose files are") || !strings.Contains(r.Stderr, "ECHOBACKUP_FORCE=1") {
-		t.Fatalf("volume prune of an unlocatable project: exit %d, want a stop\n%s", r.Code, r.Stderr)
+		t.Fatalf("%s of an unlocatable project: exit %d, want a stop\n%s", prune, r.Code, r.Stderr)
 	}
 	if !s.shellVolumeExists(data) {
 		t.Fatalf("the stopped prune removed %s", data)
 	}
 	r = s.bash(rc, prune, RunOpts{Env: []string{"ECHOBACKUP_FORCE=1"}})
 	if r.Code != 0 {
-		t.Fatalf("ECHOBACKUP_FORCE=1 volume prune: exit %d\n%s", r.Code, r.Stderr)
+		t.Fatalf("ECHOBACKUP_FORCE=1 %s: exit %d\n%s", prune, r.Code, r.Stderr)
 	}
-	if s.serverAPIBelow142(t) && s.shellVolumeExists(data) {
-		t.Errorf("the forced prune kept %s (the engine prunes named volumes before API 1.42)", data)
+	// Before API 1.42 the plain prune removes named volumes; from 1.42 -a does.
+	if s.shellVolumeExists(data) {
+		t.Errorf("the forced %s kept %s", prune, data)
 	}
 }
 

@@ -2,7 +2,8 @@
 # A second Docker engine on this machine, standing in for another host (the e2e tests of
 # migrate and scripts/bench.sh --migrate use it).
 #
-#   scripts/engine2.sh start [--prefix P] [--private DIR]...
+#   scripts/engine2.sh start [--prefix P] [--private DIR]... [--dockerd PATH] [--path-prefix DIR]
+#                            [--daemon-json FILE] [--storage-driver D]
 #   scripts/engine2.sh stop ENGINE2_DIR
 #
 # start prints, on stdout, lines a shell can eval and a program can split at the first "=":
@@ -15,6 +16,15 @@
 # bind mount on it is the same folder as on the first engine; --private DIR gives it a folder of
 # its own at DIR instead (an empty one, kept at ENGINE2_DIR/private/DIR on the host; several
 # allowed), the way a real second host would have its own project folder.
+#
+# Another engine than the installed one (scripts/engine29.sh uses these):
+#   --dockerd PATH        the dockerd to run (default: dockerd in PATH)
+#   --path-prefix DIR     put DIR first in dockerd's PATH, so the containerd, shim, runc and
+#                         docker-proxy it starts are the ones in DIR
+#   --daemon-json FILE    the engine's daemon config instead of an empty one (a copy is used);
+#                         when it sets "storage-driver", the first engine's is not passed
+#   --storage-driver D    this driver instead of the first engine's (a 20.10 engine beside an
+#                         Engine 29 on the containerd image store, which reports a snapshotter)
 # start waits until the engine answers, or stops everything it made and fails.
 #
 # stop removes everything start made, each step whatever the others did: the engine's
@@ -43,7 +53,8 @@ need() {
 # --- start -------------------------------------------------------------------------------------
 
 start() {
-	local prefix=eb-eng2- private=() dir id driver host t0 pid i out
+	local prefix=eb-eng2- private=() dir id driver="" host t0 pid i out
+	local dockerd_bin=dockerd path_prefix="" daemon_json="" driver_flag=()
 	while [ $# -gt 0 ]; do
 		case "$1" in
 		--prefix) [ $# -ge 2 ] || die "--prefix needs a value"; prefix="$2"; shift ;;
@@ -53,18 +64,39 @@ start() {
 			private+=("${2%/}")
 			shift
 			;;
+		--dockerd) [ $# -ge 2 ] || die "--dockerd needs a path"; dockerd_bin="$2"; shift ;;
+		--path-prefix)
+			[ $# -ge 2 ] && [ -d "$2" ] || die "--path-prefix needs a folder that exists"
+			path_prefix="$(cd "$2" && pwd)"
+			shift
+			;;
+		--daemon-json)
+			[ $# -ge 2 ] && [ -f "$2" ] || die "--daemon-json needs a file that exists"
+			daemon_json="$2"
+			shift
+			;;
+		--storage-driver) [ $# -ge 2 ] || die "--storage-driver needs a value"; driver="$2"; shift ;;
 		*) usage >&2; die "unknown argument to start: $1" ;;
 		esac
 		shift
 	done
 	[[ "$prefix" =~ ^[a-z][a-z0-9-]{0,15}$ ]] || die "--prefix: lower-case letters, digits and '-', at most 16, not '$prefix'"
-	need ip nsenter dockerd docker
+	need ip nsenter docker
+	local dpath="${path_prefix:+$path_prefix:}$PATH"
+	dockerd_bin="$(PATH="$dpath" command -v "$dockerd_bin")" || die "no dockerd at '$dockerd_bin' (nor in ${path_prefix:+$path_prefix or }PATH)"
 	[ ${#private[@]} -eq 0 ] || need unshare mount
 	for i in "${private[@]}"; do
 		[ -d "$i" ] || die "--private $i: no such folder (it must exist to be covered)"
 	done
-	driver="$(docker info --format '{{.Driver}}' 2>/dev/null)" && [ -n "$driver" ] ||
-		die "reading the first engine's storage driver: no engine answers \`docker info\`"
+	if [ -n "$daemon_json" ] && grep -q '"storage-driver"' "$daemon_json"; then
+		driver="(from $daemon_json)"
+	else
+		if [ -z "$driver" ]; then
+			driver="$(docker info --format '{{.Driver}}' 2>/dev/null)" && [ -n "$driver" ] ||
+				die "reading the first engine's storage driver: no engine answers \`docker info\`"
+		fi
+		driver_flag=(--storage-driver "$driver")
+	fi
 
 	t0=$EPOCHREALTIME
 	id="$prefix$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
@@ -72,7 +104,9 @@ start() {
 	dir="${TMPDIR:-/tmp}/$id"
 	host="unix://$dir/docker.sock"
 	[ ${#host} -lt 100 ] || die "the socket path $dir/docker.sock is too long for a unix address; set TMPDIR to a shorter folder"
-	mkdir -m 700 "$dir" || die "creating $dir"
+	# 0711: a user in the docker group reaches the socket (root:docker 0660) as on a real host;
+	# listing the folder stays root's.
+	mkdir -m 711 "$dir" || die "creating $dir"
 	# From here on, a failure stops what was made.
 	trap 'rc=$?; [ $rc -eq 0 ] || { log "start failed; cleaning up"; stop "$dir" >&2 || true; }; exit $rc' EXIT
 	trap 'exit 130' INT
@@ -83,11 +117,16 @@ start() {
 	ip netns exec "$id" ip link set lo up
 	# An empty config file: the machine's /etc/docker/daemon.json names the first engine's
 	# data-root, and dockerd refuses a flag that the file sets too.
-	echo '{}' >"$dir/daemon.json"
-	local dockerd=(dockerd --config-file "$dir/daemon.json" -H "$host"
+	if [ -n "$daemon_json" ]; then
+		cp "$daemon_json" "$dir/daemon.json"
+	else
+		echo '{}' >"$dir/daemon.json"
+	fi
+	# env: the PATH prefix reaches dockerd and, through it, its containerd, shims and runc.
+	local dockerd=(env "PATH=$dpath" "$dockerd_bin" --config-file "$dir/daemon.json" -H "$host"
 		--data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid"
 		--containerd-namespace "$id" --containerd-plugins-namespace "$id-plugins"
-		--storage-driver "$driver")
+		${driver_flag[@]+"${driver_flag[@]}"})
 	# nsenter, not `ip netns exec`: that remounts /sys, and dockerd then stops with "Devices
 	# cgroup isn't mounted". Every step execs the next, so $! is dockerd's own pid.
 	if [ ${#private[@]} -eq 0 ]; then
@@ -109,7 +148,7 @@ start() {
 
 	out="$(DOCKER_HOST= DOCKER_CONTEXT= docker context create "$id" --description "echo-backup second engine ($dir)" \
 		--docker "host=$host" 2>&1)" || die "creating docker context $id: $out"
-	log "second engine $id (storage $driver) up in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s"
+	log "second engine $id ($("$dockerd_bin" --version 2>/dev/null | head -n 1), storage $driver) up in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s"
 	printf 'ENGINE2_DIR=%s\nENGINE2_HOST=%s\nENGINE2_CONTEXT=%s\n' "$dir" "$host" "$id"
 	trap - EXIT INT TERM
 }

@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # The project's test command (see README): static checks, unit tests, then the
-# end-to-end suite against a real Docker engine. Fails -- never skips -- when no
-# engine can be had. Needs: go, docker CLI, a Docker engine (or dockerd + root).
+# end-to-end suite against a real Docker engine, twice: on the main engine with the installed
+# CLI, then on an Engine 29 (containerd image store, containerd v2, runc 1.5) with a v29 CLI,
+# built once by scripts/engine29.sh and started as scripts/engine2.sh starts a second engine.
+# Fails -- never skips -- when no engine can be had. Needs: go, docker CLI, a Docker engine (or
+# dockerd + root); for Engine 29 also root, ip, nsenter, a C compiler and libseccomp-dev.
 #
 #   scripts/test.sh                      everything
-#   E2E_RUN='TestSmoke' scripts/test.sh  pass -run to the e2e suite
+#   E2E_RUN='TestSmoke' scripts/test.sh  pass -run to the e2e suite (on each engine)
+#   ECHOBACKUP_E2E_ENGINES=main          only the main engine: for a machine that cannot build or
+#                                        run Engine 29 (the migrate tests' second engine is then
+#                                        the installed dockerd too); "29" runs only Engine 29;
+#                                        default "both"
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -81,40 +88,110 @@ else
 	echo "Install them (Debian and Ubuntu: apt-get install ${missing[*]}) and re-run." >&2
 fi
 
-step "e2e tests: go test -tags e2e -count=1 -v -timeout 60m ./e2e/..."
-log="$(mktemp "${TMPDIR:-/tmp}/echobackup-e2e.XXXXXX.log")"
+engines="${ECHOBACKUP_E2E_ENGINES:-both}"
+case "$engines" in
+both | main | 29) ;;
+*) echo "ECHOBACKUP_E2E_ENGINES must be both, main or 29, not '$engines'" >&2; exit 2 ;;
+esac
+
+if [ "$engines" != main ]; then
+	step "Engine 29 and a v29 docker CLI (scripts/engine29.sh build; cached, about 10 minutes the first time)"
+	if ! e29="$("$root/scripts/engine29.sh" build)"; then
+		echo "FAIL: building Engine 29 failed; ECHOBACKUP_E2E_ENGINES=main runs the main engine's suite alone" >&2
+		exit 1
+	fi
+	eval "$e29"
+	echo "$e29"
+fi
+
 run_args=()
 if [ -n "${E2E_RUN:-}" ]; then
 	run_args=(-run "$E2E_RUN")
 fi
-set +e
-go test -tags e2e -count=1 -v -timeout 60m ${run_args[@]+"${run_args[@]}"} ./e2e/... 2>&1 | tee "$log"
-rc=${PIPESTATUS[0]}
-set -e
+summaries=()
+failures=0
 
-# Count results from the verbose log: "--- PASS: Name" lines, top-level tests
-# unindented, subtests indented.
-count() { grep -cE "^[[:space:]]*--- $1: " "$log" || true; }
-count_top() { grep -cE "^--- $1: " "$log" || true; }
-passed=$(count PASS) failed=$(count FAIL) skipped=$(count SKIP)
-top_passed=$(count_top PASS) top_failed=$(count_top FAIL) top_skipped=$(count_top SKIP)
-total=$((passed + failed + skipped))
+# run_e2e LABEL: the whole e2e suite on the engine the environment names; its summary line goes
+# into summaries, a failed, empty or skipping run counts in failures.
+run_e2e() {
+	local label="$1" log rc passed failed skipped top_passed top_failed top_skipped total engine why=""
+	engine="$(docker version --format 'engine {{.Server.Version}} (API {{.Server.APIVersion}}), CLI {{.Client.Version}} (API {{.Client.APIVersion}})' 2>&1 | tail -n 1)"
+	step "e2e tests on $label: $engine: go test -tags e2e -count=1 -v -timeout 60m ./e2e/..."
+	log="$(mktemp "${TMPDIR:-/tmp}/echobackup-e2e.XXXXXX.log")"
+	local t0=$SECONDS
+	set +e
+	go test -tags e2e -count=1 -v -timeout 60m ${run_args[@]+"${run_args[@]}"} ./e2e/... 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	set -e
+
+	# Count results from the verbose log: "--- PASS: Name" lines, top-level tests
+	# unindented, subtests indented.
+	count() { grep -cE "^[[:space:]]*--- $1: " "$log" || true; }
+	count_top() { grep -cE "^--- $1: " "$log" || true; }
+	passed=$(count PASS) failed=$(count FAIL) skipped=$(count SKIP)
+	top_passed=$(count_top PASS) top_failed=$(count_top FAIL) top_skipped=$(count_top SKIP)
+	total=$((passed + failed + skipped))
+
+	if [ "$rc" -ne 0 ]; then
+		why="FAIL: go test exit $rc"
+	elif [ "$total" -eq 0 ]; then
+		why="FAIL: no e2e test ran"
+	elif [ "$skipped" -ne 0 ]; then
+		why="FAIL: $skipped tests were skipped; the e2e suite must run in full"
+		grep -E "^[[:space:]]*--- SKIP: " "$log" >&2
+	fi
+	[ -z "$why" ] || failures=$((failures + 1))
+	summaries+=("e2e on $label, $engine: $total tests ran (incl. subtests): $passed passed, $failed failed, $skipped skipped | top-level: $top_passed passed, $top_failed failed, $top_skipped skipped | $((SECONDS - t0))s | ${why:-OK} | log: $log")
+	echo
+	echo "${summaries[-1]}"
+}
+
+if [ "$engines" != 29 ]; then
+	if [ "$engines" = both ]; then
+		# The migrate tests' second engine is an Engine 29: migrate from the main engine to 29.
+		export ECHOBACKUP_E2E_ENGINE2_ARGS="--dockerd $ENGINE29_BIN/dockerd --path-prefix $ENGINE29_BIN --daemon-json $ENGINE29_DAEMON_JSON"
+	fi
+	run_e2e "the main engine"
+fi
+
+if [ "$engines" != main ]; then
+	step "starting Engine 29 (scripts/engine29.sh start)"
+	main_driver="$(docker info --format '{{.Driver}}')"
+	e29_engine="$("$root/scripts/engine29.sh" start --prefix eb-e29-)" || { echo "FAIL: Engine 29 did not start" >&2; exit 1; }
+	eval "$e29_engine"
+	e29_dir="$ENGINE2_DIR"
+	# shellcheck disable=SC2064 # the folder is known now
+	trap "'$root/scripts/engine29.sh' stop '$e29_dir' || true" EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	t0=$SECONDS
+	if ! (set -o pipefail; docker save "$ECHOBACKUP_PG_IMAGE" | docker -H "$ENGINE2_HOST" load -q); then
+		echo "FAIL: copying $ECHOBACKUP_PG_IMAGE to Engine 29" >&2
+		exit 1
+	fi
+	echo "copied $ECHOBACKUP_PG_IMAGE to Engine 29 in $((SECONDS - t0))s"
+	# The v29 CLI first in PATH (dockerd stays the installed one: the migrate tests' second
+	# engine is then the main engine's version, so migrate goes from 29 to it); the suite
+	# reaches Engine 29 by DOCKER_HOST, which it turns into a docker context of its own.
+	(
+		export DOCKER_HOST="$ENGINE2_HOST" PATH="$ENGINE29_CLI:$PATH"
+		export ECHOBACKUP_E2E_ENGINE2_ARGS="--storage-driver $main_driver"
+		failures=0
+		run_e2e "Engine 29"
+		printf '%s\n' "$failures" "${summaries[-1]}" >"$e29_dir/summary"
+	)
+	failures=$((failures + $(sed -n 1p "$e29_dir/summary")))
+	summaries+=("$(sed -n 2p "$e29_dir/summary")")
+	"$root/scripts/engine29.sh" stop "$e29_dir"
+	trap - EXIT INT TERM
+fi
 
 echo
-echo "e2e summary: $total tests ran (incl. subtests): $passed passed, $failed failed, $skipped skipped" \
-	"| top-level: $top_passed passed, $top_failed failed, $top_skipped skipped | go test exit $rc | log: $log"
-
-if [ "$rc" -ne 0 ]; then
-	echo "FAIL: e2e tests failed (go test exit $rc)" >&2
-	exit "$rc"
-fi
-if [ "$total" -eq 0 ]; then
-	echo "FAIL: no e2e test ran" >&2
-	exit 1
-fi
-if [ "$skipped" -ne 0 ]; then
-	echo "FAIL: $skipped e2e tests were skipped; the e2e suite must run in full:" >&2
-	grep -E "^[[:space:]]*--- SKIP: " "$log" >&2
+for line in "${summaries[@]}"; do
+	echo "$line"
+done
+if [ "$failures" -ne 0 ]; then
+	echo "FAIL: the e2e suite failed on $failures of ${#summaries[@]} engines" >&2
 	exit 1
 fi
 echo "OK: all checks passed"
