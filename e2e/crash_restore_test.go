@@ -89,6 +89,17 @@ func (s *Stack) killedRun(t *testing.T, k killPoint, args ...string) (string, bo
 // progressLine matches restore's progress lines: "[  1.2s] stopping echo, cache".
 var progressLine = regexp.MustCompile(`^\[\s*([0-9.]+)s\] (.*)$`)
 
+// withoutProgress drops the progress lines.
+func withoutProgress(lines []string) []string {
+	var out []string
+	for _, l := range lines {
+		if !progressLine.MatchString(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // progressTimes are the restore's progress lines with their seconds since its start.
 func progressTimes(stderr string) [][2]string {
 	var out [][2]string
