@@ -12,6 +12,17 @@ import (
 	"time"
 )
 
+// linkContexts gives a docker config folder of a test's own the docker context the suite
+// reaches its engine by (DOCKER_CONTEXT), when it is not the default one.
+func linkContexts(t *testing.T, dir string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dockerConfig, "contexts")); err == nil {
+		if err := os.Symlink(filepath.Join(dockerConfig, "contexts"), filepath.Join(dir, "contexts")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // hooksConfig is a docker config folder of its own for the test: the harness's plugins and
 // contexts, and a config.json that already holds settings of the user's and of another plugin.
 func hooksConfig(t *testing.T) string {
@@ -20,12 +31,7 @@ func hooksConfig(t *testing.T) string {
 	if err := os.Symlink(filepath.Join(dockerConfig, "cli-plugins"), filepath.Join(dir, "cli-plugins")); err != nil {
 		t.Fatal(err)
 	}
-	// The docker context the suite reaches its engine by, when it is not the default one.
-	if _, err := os.Stat(filepath.Join(dockerConfig, "contexts")); err == nil {
-		if err := os.Symlink(filepath.Join(dockerConfig, "contexts"), filepath.Join(dir, "contexts")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	linkContexts(t, dir)
 	user := `{"psFormat": "table {{.Names}}", "plugins": {"other": {"hooks": "image ls"}}, "features": {"other": "x"}}`
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), []byte(user), 0o600); err != nil {
 		t.Fatal(err)

@@ -92,6 +92,7 @@ func setup() error {
 		os.Unsetenv("DOCKER_TLS_VERIFY")
 		os.Unsetenv("DOCKER_CERT_PATH")
 		os.Setenv("DOCKER_CONTEXT", suiteContext)
+		suiteHost = strings.TrimPrefix(strings.Split(host, ",")[0], "host=")
 		logf("engine endpoint %s (docker context %s)", host, suiteContext)
 	}
 	if err := logEngine(); err != nil {
@@ -128,6 +129,10 @@ func setup() error {
 // suiteContext names the docker context the suite reaches its engine by, when the engine is
 // not the CLI's default one.
 const suiteContext = "ebt-engine"
+
+// suiteHost is that context's endpoint, for programs that know no docker contexts (compose
+// v1); "" for the CLI's default engine.
+var suiteHost string
 
 // engineHost: the endpoint of the engine that DOCKER_HOST or the chosen docker context names,
 // as `docker context create --docker` takes it; "" for the CLI's default engine.

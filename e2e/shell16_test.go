@@ -149,7 +149,9 @@ func (s *Stack) cronEnv(t *testing.T) {
 // the guard cannot start.
 func (s *Stack) checkCheap(t *testing.T, shell, rc, path string) {
 	t.Helper()
-	o := RunOpts{Env: []string{path, "DOCKER_CONFIG=" + t.TempDir()}}
+	noPlugins := t.TempDir()
+	linkContexts(t, noPlugins)
+	o := RunOpts{Env: []string{path, "DOCKER_CONFIG=" + noPlugins}}
 	for _, line := range []string{"docker ps -q --filter label=" + s.Name + "-none", "docker-compose version",
 		"sudo docker ps -q --filter label=" + s.Name + "-none", "sudo docker-compose version"} {
 		if r := s.inShell(shell, rc, line, o); r.Code != 0 {
@@ -198,7 +200,11 @@ func TestShellGuardStandaloneCompose(t *testing.T) {
 		return
 	}
 	line := "docker-compose -p " + s.Name + " " + files + " down --volumes -t 1"
-	s.guardedCase(t, "v1 binary "+v1+": "+line, func(o RunOpts) Result { return s.inShell("bash", rc, line, o) }, vols, RunOpts{})
+	v1Env := RunOpts{}
+	if suiteHost != "" {
+		v1Env.Env = []string{"DOCKER_HOST=" + suiteHost} // v1 does not read DOCKER_CONTEXT
+	}
+	s.guardedCase(t, "v1 binary "+v1+": "+line, func(o RunOpts) Result { return s.inShell("bash", rc, line, o) }, vols, v1Env)
 
 	// Containers v1 made record the compose files as typed (relative): `docker compose -p NAME
 	// down -v` from another folder still finds them, backs up and removes the volumes.
@@ -239,14 +245,14 @@ func TestShellGuardZshFish(t *testing.T) {
 	}
 }
 
-// sudoKeepsDockerConfig lets root's sudo keep DOCKER_CONFIG, as long as the test runs: sudo's
-// docker then finds the plugins of the suite's temporary config, as it would find plugins
-// installed for root. The file goes when the test ends.
+// sudoKeepsDockerConfig lets root's sudo keep DOCKER_CONFIG, DOCKER_CONTEXT and DOCKER_HOST, as long as the
+// test runs: sudo's docker then finds the plugins of the suite's temporary config, as it would
+// find plugins installed for root, and the engine the suite runs on. The file goes when the test ends.
 func sudoKeepsDockerConfig(t *testing.T) {
 	t.Helper()
 	path := "/etc/sudoers.d/echobackup-e2e-" + randomHex(4)
 	tmp := filepath.Join(t.TempDir(), "sudoers")
-	if err := os.WriteFile(tmp, []byte("Defaults:root env_keep += \"DOCKER_CONFIG\"\n"), 0o440); err != nil {
+	if err := os.WriteFile(tmp, []byte("Defaults:root env_keep += \"DOCKER_CONFIG DOCKER_CONTEXT DOCKER_HOST\"\n"), 0o440); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("visudo", "-c", "-f", tmp).CombinedOutput(); err != nil {
@@ -318,7 +324,11 @@ func TestShellGuardSudo(t *testing.T) {
 	if r := s.Run(RunOpts{Quiet: true}, "sudo", "sh", "-c", "command -v docker-compose"); r.Code == 0 {
 		composeDown := "sudo docker-compose " + strings.Join(s.ProjectArgs(), " ") + " down -v"
 		t.Logf("sudo's docker-compose: %s", strings.TrimSpace(r.Stdout))
-		s.guardedCase(t, composeDown, func(o RunOpts) Result { return s.inShell("bash", rc, composeDown, o) }, []string{pgdata, data}, RunOpts{})
+		o := RunOpts{}
+		if suiteHost != "" {
+			o.Env = []string{"DOCKER_HOST=" + suiteHost} // v1 does not read DOCKER_CONTEXT; sudo keeps it
+		}
+		s.guardedCase(t, composeDown, func(o RunOpts) Result { return s.inShell("bash", rc, composeDown, o) }, []string{pgdata, data}, o)
 	} else {
 		t.Logf("no docker-compose on sudo's PATH: the sudo docker-compose case did not run")
 	}
