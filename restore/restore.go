@@ -299,6 +299,19 @@ func (r *run) prepareDB(ctx context.Context) error {
 }
 
 func (r *run) startDB(ctx context.Context) error {
+	if err := r.attachDB(ctx); err != nil {
+		return err
+	}
+	if err := r.checkMajor(ctx); err != nil {
+		return err
+	}
+	r.db.pg = r.pg // the stage planned in prepareDB, now with its container
+	return r.dropStaleStaging(ctx)
+}
+
+// attachDB starts the database service if it does not run (creating its container after
+// `docker compose down -v`), points r.pg at its container and waits until it answers.
+func (r *run) attachDB(ctx context.Context) error {
 	if _, err := r.o.Services.EnsureDatabase(ctx); err != nil {
 		return err
 	}
@@ -316,14 +329,7 @@ func (r *run) startDB(ctx context.Context) error {
 		}
 		r.pg.Near = &postgres.Near{Dir: r.o.Dir, Image: r.o.Plan.Database.Image, Project: r.o.Plan.Name}
 	}
-	if err := r.pg.WaitReady(ctx, 2*time.Minute); err != nil {
-		return err
-	}
-	if err := r.checkMajor(ctx); err != nil {
-		return err
-	}
-	r.db.pg = r.pg // the stage planned in prepareDB, now with its container
-	return r.dropStaleStaging(ctx)
+	return r.pg.WaitReady(ctx, 2*time.Minute)
 }
 
 // dropStaleStaging removes new databases left by a restore that was killed before it could

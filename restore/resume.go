@@ -178,21 +178,7 @@ func (r *run) connect(ctx context.Context) error {
 		if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
 			return err
 		}
-		if _, err := r.o.Services.EnsureDatabase(ctx); err != nil {
-			return err
-		}
-		if err := r.o.Services.Refresh(ctx, r.o.API); err != nil {
-			return err
-		}
-		c, err := r.o.Plan.DatabaseContainer()
-		if err != nil {
-			return err
-		}
-		r.pg.Container = c.ID
-		if r.o.LocalEngine {
-			r.pg.Near = &postgres.Near{Dir: r.o.Dir, Image: r.o.Plan.Database.Image, Project: r.o.Plan.Name}
-		}
-		if err := r.pg.WaitReady(ctx, 2*time.Minute); err != nil {
+		if err := r.attachDB(ctx); err != nil {
 			return err
 		}
 		if r.db != nil {
