@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"path/filepath"
 	"strings"
 )
 
@@ -35,25 +34,6 @@ func cleanName(name string, dir bool) (string, error) {
 		c += "/"
 	}
 	return c, nil
-}
-
-// SafeJoin joins an archive member name under root for restore. It refuses
-// empty, absolute and ".." names, and anything that would not stay inside
-// root on this OS. It is a lexical check: write through os.Root (or
-// equivalent) too, so a symlink already on disk cannot redirect the write.
-func SafeJoin(root, name string) (string, error) {
-	if root == "" {
-		return "", errors.New("safe join: empty root")
-	}
-	c, err := cleanName(name, false)
-	if err != nil {
-		return "", fmt.Errorf("safe join: %w", err)
-	}
-	rel := filepath.FromSlash(c)
-	if !filepath.IsLocal(rel) {
-		return "", fmt.Errorf("safe join: member name %q is not local", name)
-	}
-	return filepath.Join(root, rel), nil
 }
 
 // tree tracks member names to refuse layouts a real folder cannot have and a
