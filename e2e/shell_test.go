@@ -197,6 +197,7 @@ func TestShellGuardVolumes(t *testing.T) {
 	if !s.serverAPIBelow142(t) {
 		// From API 1.42 a plain prune keeps named volumes: the guard lets it run, and the
 		// engine keeps the data. With -a, or a filter all=true, they go: those are stopped.
+		s.oldClientPrune(t, rc, prune, data)
 		r = s.bash(rc, prune, RunOpts{})
 		if r.Code != 0 || strings.Contains(r.Stderr, "ECHOBACKUP_FORCE=1") || !s.shellVolumeExists(data) {
 			t.Fatalf("plain volume prune on API >= 1.42: exit %d, volume %s kept=%v; want it run and the volume kept\n%s",
@@ -222,6 +223,25 @@ func TestShellGuardVolumes(t *testing.T) {
 	// Before API 1.42 the plain prune removes named volumes; from 1.42 -a does.
 	if s.shellVolumeExists(data) {
 		t.Errorf("the forced %s kept %s", prune, data)
+	}
+}
+
+// oldClientPrune: a CLI speaking API 1.41 (an old CLI, or DOCKER_API_VERSION) makes a plain
+// prune take named volumes even on an engine of 1.42 and later, which reads the request's
+// version: the guard must stop it as it stops prune -a. It needs an engine that still takes
+// 1.41 requests (its minimum API at most 1.41).
+func (s *Stack) oldClientPrune(t *testing.T, rc, prune, data string) {
+	t.Helper()
+	min := strings.TrimSpace(s.MustDocker("version", "--format", "{{.Server.MinAPIVersion}}"))
+	var major, minor int
+	if _, err := fmt.Sscanf(min, "%d.%d", &major, &minor); err != nil || major != 1 || minor > 41 {
+		t.Logf("the engine's minimum API is %q: no 1.41 client can reach it, the old-client prune is not tried", min)
+		return
+	}
+	r := s.bash(rc, prune, RunOpts{Env: []string{"DOCKER_API_VERSION=1.41"}})
+	if r.Code == 0 || !strings.Contains(r.Stderr, "is left to tell where its compose files are") || !s.shellVolumeExists(data) {
+		t.Fatalf("plain volume prune from a 1.41 client: exit %d, volume %s kept=%v; want a stop with the volume kept\n%s",
+			r.Code, data, s.shellVolumeExists(data), r.Stderr)
 	}
 }
 

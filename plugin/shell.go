@@ -137,10 +137,7 @@ func printShellArgs(dockerCli command.Cli, shell string, args []string) error {
 // reexecShellGuard runs the guard again under docker's global flags (-H, --context, --config,
 // --tls…), so it reaches the engine the command itself will, with the CLI's own parsing.
 func reexecShellGuard(ctx context.Context, opts shellGuardOptions, globals, argv []string) error {
-	docker := os.Getenv(metadata.ReexecEnvvar)
-	if docker == "" {
-		docker = "docker"
-	}
+	docker := dockerProgram()
 	args := append(append([]string(nil), globals...), "echobackup", shellguard.GuardCommand,
 		"--shell", opts.shell, "--program", opts.program, "--global-flags-applied", "--")
 	c := exec.CommandContext(ctx, docker, append(args, argv...)...)
@@ -151,6 +148,14 @@ func reexecShellGuard(ctx context.Context, opts shellGuardOptions, globals, argv
 		return cli.StatusError{StatusCode: exitErr.ExitCode()}
 	}
 	return err
+}
+
+// dockerProgram is the docker CLI that ran the plugin, the one that will run the command.
+func dockerProgram() string {
+	if docker := os.Getenv(metadata.ReexecEnvvar); docker != "" {
+		return docker
+	}
+	return "docker"
 }
 
 // backupBeforeDelete takes a verified backup of every Echo project whose volumes the command would
@@ -165,6 +170,7 @@ func backupBeforeDelete(ctx context.Context, dockerCli command.Cli, parsed shell
 	}
 	// The CLI adds the config file's pruneFilters; an "all" among them prunes named volumes.
 	parsed.Filters = command.PruneFilters(dockerCli, parsed.Filters)
+	parsed.ClientAPI = shellguard.ClientAPIVersion(ctx, dockerProgram())
 	atRisk, err := shellguard.AtRisk(ctx, api, parsed)
 	if err != nil {
 		return fmt.Errorf("finding the volumes `%s` would delete: %w", parsed.Kind, err)

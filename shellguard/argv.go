@@ -53,6 +53,9 @@ type Command struct {
 	// volumes go too on API 1.42 and later.
 	All     bool
 	Filters client.Filters // prune --filter, parsed as the docker CLI parses it
+	// ClientAPI is the API version the docker CLI running a prune speaks at most
+	// (ClientAPIVersion); "" counts as one old enough to prune named volumes.
+	ClientAPI string
 	// Force is the guard's own --force on compose down (compose has none): go on when the
 	// backup fails. It is taken out of Args.
 	Force bool

@@ -80,15 +80,15 @@ func named(ctx context.Context, api Engine, names []string) ([]volume.Volume, er
 }
 
 // unused is what a prune deletes: volumes no container uses, or for system prune no running
-// container (it removes stopped containers first). Before API 1.42 the engine prunes named
-// volumes too; from 1.42 only anonymous ones unless --all or a filter "all" (which may come
+// container (it removes stopped containers first). A request made before API 1.42 prunes named
+// volumes too (see spoken); from 1.42 only anonymous ones unless --all or a filter "all" (which may come
 // from the CLI's config file: the caller merges those in).
 func unused(ctx context.Context, api Engine, cmd Command, stoppedGo bool) ([]volume.Volume, error) {
 	ping, err := api.Ping(ctx, client.PingOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("asking the engine its API version: %w", err)
 	}
-	namedToo := cmd.All || hasAllFilter(cmd.Filters) || versionLess(ping.APIVersion, "1.42")
+	namedToo := cmd.All || hasAllFilter(cmd.Filters) || versionLess(spoken(ping.APIVersion, cmd.ClientAPI), "1.42")
 	list, err := api.VolumeList(ctx, client.VolumeListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("listing volumes: %w", err)
