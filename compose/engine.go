@@ -173,8 +173,15 @@ func (plan *Plan) DatabaseContainer() (Container, error) {
 		"start it with `docker compose up -d %s`", plan.Database.Service, plan.Name, plan.Database.Service)}
 }
 
+// NetworkAPI is the part of the engine that lists and removes a project's networks.
+type NetworkAPI interface {
+	NetworkList(ctx context.Context, options client.NetworkListOptions) (client.NetworkListResult, error)
+	NetworkRemove(ctx context.Context, network string, options client.NetworkRemoveOptions) (client.NetworkRemoveResult, error)
+	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
+}
+
 // ProjectNetworks are the IDs of the networks compose made for the project.
-func ProjectNetworks(ctx context.Context, api Engine, project string) ([]string, error) {
+func ProjectNetworks(ctx context.Context, api NetworkAPI, project string) ([]string, error) {
 	res, err := api.NetworkList(ctx, client.NetworkListOptions{
 		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
 	})
@@ -190,7 +197,7 @@ func ProjectNetworks(ctx context.Context, api Engine, project string) ([]string,
 
 // RemoveNewNetworks removes the project's networks that are not in before and that no
 // container, running or not, is attached to.
-func RemoveNewNetworks(ctx context.Context, api Engine, project string, before []string) error {
+func RemoveNewNetworks(ctx context.Context, api NetworkAPI, project string, before []string) error {
 	now, err := ProjectNetworks(ctx, api, project)
 	if err != nil {
 		return err
