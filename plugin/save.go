@@ -119,7 +119,7 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(dockerCli.Err(), pruned.summary())
+	fmt.Fprintln(dockerCli.Err(), pruned.Summary())
 	return nil
 }
 

@@ -469,7 +469,7 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
 	}
 	return fmt.Sprintf("saved and verified %s (%s, %d tables, %d rows, %d files) in %s; %s%s", filepath.Base(res.Path),
-		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.summary(), protected), res.Path, nil
+		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.Summary(), protected), res.Path, nil
 }
 
 // scheduledProtect protects the project on a run installed with protection: Protect keeps
