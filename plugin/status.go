@@ -12,6 +12,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/schedule"
 )
 
 type statusOptions struct {
@@ -48,7 +49,7 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	}
 	last := lastVerifiedBackup(plan)
 	// A crontab that cannot be read says nothing about the project: status does not fail on it.
-	entry, _, _ := findSchedule(ctx, plan.Name, plan.WorkingDir)
+	entry, _, _ := schedule.Find(ctx, plan.Name, plan.WorkingDir)
 	if opts.format == formatJSON {
 		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last, Scheduled: entry != nil})
 	}
