@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"slices"
 
 	"github.com/docker/cli/cli/command"
 
@@ -24,14 +23,6 @@ func checkpointOptions(ctx context.Context, dockerCli command.Cli, plan *compose
 func saveVerified(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine,
 	dir string, labels map[string]string) (*backup.Result, error) {
 	return checkpoint.Take(ctx, checkpointOptions(ctx, dockerCli, plan, api, dir, labels))
-}
-
-// savedVolumesAtRisk are the project's data volumes (compose.Plan.DataVolumes) among volumes
-// (nil: all of them).
-func savedVolumesAtRisk(plan *compose.Plan, volumes []string) []string {
-	return slices.DeleteFunc(plan.DataVolumes(), func(v string) bool {
-		return volumes != nil && !slices.Contains(volumes, v)
-	})
 }
 
 // preDelete says how the backup before a deletion is taken.
