@@ -31,6 +31,9 @@ type SaveOptions struct {
 	ToolVersion string
 	Progress    *progress.Reporter // nil: no progress
 	Warn        func(string)
+	// Lock is Dir's lock when the caller holds it (a restore's safety backup, the nightly
+	// run); without it Save takes the lock for the time of the save.
+	Lock *Lock
 	// From, when set, saves what a restore has just set aside instead of the live data.
 	From *SetAside
 }
@@ -98,11 +101,13 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if err := PrepareDir(o.Dir); err != nil {
 		return nil, err
 	}
-	unlock, err := Lock(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
-	if err != nil {
-		return nil, err
+	if !o.Lock.Holds(o.Dir) {
+		l, err := Acquire(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
+		if err != nil {
+			return nil, err
+		}
+		defer l.Unlock()
 	}
-	defer unlock()
 	if o.LocalEngine {
 		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
 	}

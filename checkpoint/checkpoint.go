@@ -29,6 +29,7 @@ type Options struct {
 	Progress    *progress.Reporter // nil: none
 	Say         func(string)       // what a step does; nil: nothing
 	Warn        func(string)       // nil: nothing
+	Lock        *backup.Lock       // Dir's lock when the caller holds it; nil: the save takes it
 }
 
 func (o Options) say(msg string) {
@@ -44,7 +45,7 @@ func Take(ctx context.Context, o Options) (*backup.Result, error) {
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: o.Plan, API: o.API, LocalEngine: o.LocalEngine,
 		Dir: o.Dir, Labels: o.Labels, ToolVersion: o.ToolVersion,
-		Progress: rep, Warn: o.Warn,
+		Progress: rep, Warn: o.Warn, Lock: o.Lock,
 	})
 	if err != nil {
 		rep.Done(false)

@@ -78,11 +78,11 @@ func setPin(ctx context.Context, dockerCli command.Cli, path, reason string, pin
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}
-	unlock, err := lockBackups(ctx, dockerCli, filepath.Dir(path))
+	lock, err := lockBackups(ctx, dockerCli, filepath.Dir(path))
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
+	defer lock.Unlock()
 	if _, err := os.Stat(path); err != nil {
 		return nil, err
 	}

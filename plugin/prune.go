@@ -76,7 +76,7 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 	if err != nil {
 		return err
 	}
-	res, err := pruneBackups(ctx, dockerCli, backup.Dir(opts.dir, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
+	res, err := pruneBackups(ctx, dockerCli, nil, backup.Dir(opts.dir, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
 	if res == nil {
 		// Nothing was decided (the lock or the folder failed): no table, no JSON null.
 		return err
@@ -98,13 +98,14 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 // pruneBackups applies the policy to the deployment's complete backups in dir (package
 // prune). A real prune holds the folder's lock from the listing to the last removal; taking
 // it removed the leftovers of killed commands.
-func pruneBackups(ctx context.Context, dockerCli command.Cli, dir, project, workingDir string, p retention.Policy, dryRun bool) (*prune.Result, error) {
-	if !dryRun {
-		unlock, err := lockBackups(ctx, dockerCli, dir)
+// held is the command's lock when it has one already (save --prune, the nightly run).
+func pruneBackups(ctx context.Context, dockerCli command.Cli, held *backup.Lock, dir, project, workingDir string, p retention.Policy, dryRun bool) (*prune.Result, error) {
+	if !dryRun && !held.Holds(dir) {
+		lock, err := lockBackups(ctx, dockerCli, dir)
 		if err != nil {
 			return nil, err
 		}
-		defer unlock()
+		defer lock.Unlock()
 	}
 	plan, err := prune.PlanPrune(prune.Options{Dir: dir, Project: project, WorkingDir: workingDir, Policy: p,
 		Warn: func(msg string) { fmt.Fprintln(dockerCli.Err(), "WARNING: "+msg) }})

@@ -81,12 +81,12 @@ func runResume(ctx context.Context, dockerCli command.Cli, opts restoreOptions) 
 		return err
 	}
 	dir := backup.Dir(opts.dir, plan.WorkingDir)
-	unlock, err := lockBackups(ctx, dockerCli, dir)
+	lock, err := lockBackups(ctx, dockerCli, dir)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	res, err := restore.Resume(ctx, restore.Options{Plan: plan, API: api, Services: services, Dir: dir,
+	defer lock.Unlock()
+	res, err := restore.Resume(ctx, restore.Options{Plan: plan, API: api, Services: services, Dir: dir, Lock: lock,
 		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Log: logger(dockerCli, opts.format)})
 	if err != nil {
 		return err
@@ -144,11 +144,10 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	}
 	if !opts.dryRun {
 		// Taken before latest is resolved, so a prune cannot remove the backup on the way.
-		unlock, err := lockBackups(ctx, dockerCli, ro.Dir)
-		if err != nil {
+		if ro.Lock, err = lockBackups(ctx, dockerCli, ro.Dir); err != nil {
 			return err
 		}
-		defer unlock()
+		defer ro.Lock.Unlock()
 	}
 	if err := restoreInput(&ro, arg, plan); err != nil {
 		return err

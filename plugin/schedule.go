@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/checkpoint"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
 	"github.com/echo-backup/echo-backup/retention"
@@ -292,8 +293,8 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 			fmt.Fprintf(dockerCli.Err(), "%s WARNING: %v\n", time.Now().Format(time.RFC3339), err)
 		}
 	}
-	err := schedule.RunJob(ctx, opts.dir, schedule.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context) (string, string, error) {
-		return scheduledWork(ctx, dockerCli, opts)
+	err := schedule.RunJob(ctx, opts.dir, schedule.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context, lock *backup.Lock) (string, string, error) {
+		return scheduledWork(ctx, dockerCli, opts, lock)
 	})
 	switch {
 	case errors.Is(err, schedule.ErrSkipped):
@@ -304,7 +305,8 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 	return nil
 }
 
-func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) (summary, path string, err error) {
+// scheduledWork runs under the lock RunJob took: the save and the prune get it passed down.
+func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions, lock *backup.Lock) (summary, path string, err error) {
 	if err := checkPolicy(opts.policy); err != nil {
 		return "", "", err
 	}
@@ -312,7 +314,9 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	if err != nil {
 		return "", "", err
 	}
-	res, err := saveVerified(ctx, dockerCli, plan, api, opts.dir, nil)
+	co := checkpointOptions(ctx, dockerCli, plan, api, opts.dir, nil)
+	co.Lock = lock
+	res, err := checkpoint.Take(ctx, co)
 	// The protection does not wait on the backup: volumes added since the last run are held
 	// from now on, whether this save worked or not.
 	protected, perr := scheduledProtect(ctx, api, plan, opts.protect)
@@ -322,7 +326,7 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	if perr != nil {
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, perr)
 	}
-	pruned, err := pruneBackups(ctx, dockerCli, opts.dir, plan.Name, plan.WorkingDir, opts.policy, false)
+	pruned, err := pruneBackups(ctx, dockerCli, lock, opts.dir, plan.Name, plan.WorkingDir, opts.policy, false)
 	if err != nil {
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
 	}

@@ -33,7 +33,8 @@ type Options struct {
 
 	ForceProject bool
 	SafetyBackup bool
-	Dir          string // where the safety backup goes
+	Dir          string       // where the safety backup goes
+	Lock         *backup.Lock // Dir's lock, held by the caller for the whole restore; nil: the safety backup takes it
 	ToolVersion  string
 	LocalEngine  bool
 	Jobs         int

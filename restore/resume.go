@@ -464,7 +464,7 @@ func (r *run) safetyBackup(ctx context.Context) (string, error) {
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: &plan, API: r.o.API, LocalEngine: r.o.LocalEngine, Dir: r.o.Dir,
 		Labels: map[string]string{backup.LabelPinned: backup.PinnedPreRestore}, ToolVersion: r.o.ToolVersion,
-		Warn: r.o.Log, From: from, Progress: r.o.Progress.Under(task),
+		Warn: r.o.Log, From: from, Progress: r.o.Progress.Under(task), Lock: r.o.Lock,
 	})
 	task.End("Saved", err)
 	if err != nil {

@@ -28,7 +28,7 @@ const pingName = ".schedule.ping"
 
 // Work is what a run does inside the lock: save, verify and prune. It returns the summary for
 // the log and the success ping, and the new backup's path.
-type Work func(ctx context.Context) (summary, backup string, err error)
+type Work func(ctx context.Context, lock *backup.Lock) (summary, backup string, err error)
 
 // RunJob runs work as the scheduled job: under the backup folder's lock, with the log kept
 // private and short, the start ping, a record of the run for status and a ping of its result.
@@ -44,13 +44,13 @@ func RunJob(ctx context.Context, dir string, ping Ping, logw io.Writer, work Wor
 		logf("WARNING: %v", err)
 	}
 	run := Run{Started: time.Now().UTC()}
-	unlock, err := backup.TryLock(dir)
+	lock, err := backup.TryAcquire(dir)
 	switch {
 	case errors.Is(err, backup.ErrBusy):
 		logf("skipped: %v", err)
 		return ErrSkipped
 	case err == nil:
-		defer unlock()
+		defer lock.Unlock()
 		if terr := TrimLog(LogPath(dir), LogLimit); terr != nil {
 			logf("WARNING: %v", terr)
 		}
@@ -58,7 +58,7 @@ func RunJob(ctx context.Context, dir string, ping Ping, logw io.Writer, work Wor
 		if perr := ping.Start(ctx); perr != nil {
 			logf("WARNING: %v", perr)
 		}
-		run.Summary, run.Backup, err = work(ctx)
+		run.Summary, run.Backup, err = work(ctx, lock)
 	}
 	run.Finished, run.OK = time.Now().UTC(), err == nil
 	if err != nil {

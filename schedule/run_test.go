@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/echo-backup/echo-backup/backup"
 )
 
 func TestPingErrorsHideTheURL(t *testing.T) {
@@ -85,7 +87,7 @@ func TestRunJob(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(LogPath(dir), nil, 0o644) // as the shell's >> creates it
 	var log strings.Builder
-	err := RunJob(context.Background(), dir, ping, &log, func(context.Context) (string, string, error) {
+	err := RunJob(context.Background(), dir, ping, &log, func(context.Context, *backup.Lock) (string, string, error) {
 		return "saved x", "/b/x.tar.zst", nil
 	})
 	if err != nil {
@@ -110,7 +112,7 @@ func TestRunJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, lastName))
-	err = RunJob(context.Background(), dir, ping, &log, func(context.Context) (string, string, error) {
+	err = RunJob(context.Background(), dir, ping, &log, func(context.Context, *backup.Lock) (string, string, error) {
 		t.Error("the work ran without the lock")
 		return "", "", nil
 	})
@@ -125,7 +127,7 @@ func TestRunJob(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(bad, ".echobackup.lock"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	err = RunJob(context.Background(), bad, ping, &log, func(context.Context) (string, string, error) {
+	err = RunJob(context.Background(), bad, ping, &log, func(context.Context, *backup.Lock) (string, string, error) {
 		t.Error("the work ran without the lock")
 		return "", "", nil
 	})
@@ -137,7 +139,7 @@ func TestRunJob(t *testing.T) {
 	}
 
 	// A failed run: recorded and pinged with the error.
-	err = RunJob(context.Background(), dir, ping, &log, func(context.Context) (string, string, error) {
+	err = RunJob(context.Background(), dir, ping, &log, func(context.Context, *backup.Lock) (string, string, error) {
 		return "", "", errors.New("pg_dump exited 1")
 	})
 	h = hits()
