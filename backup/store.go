@@ -210,3 +210,26 @@ func recordVerification(path string, v Verification) error {
 	}
 	return os.WriteFile(verificationPath(path), b, 0o600)
 }
+
+// LastVerified is the newest backup of a project whose last verification passed.
+type LastVerified struct {
+	Path       string    `json:"path"`
+	Created    time.Time `json:"created"`
+	VerifiedAt time.Time `json:"verifiedAt"`
+	Deep       bool      `json:"deep"`
+}
+
+// FindLastVerified is nil when dir holds no verified backup of project, or cannot be read:
+// status reports it and does not fail on it.
+func FindLastVerified(dir, project string) *LastVerified {
+	entries, err := List(dir, project)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if e.Verified != nil && e.Verified.OK {
+			return &LastVerified{Path: e.Path, Created: e.Created, VerifiedAt: e.Verified.At, Deep: e.Verified.Deep}
+		}
+	}
+	return nil
+}

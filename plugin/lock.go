@@ -15,7 +15,12 @@ import (
 // The command owns the lock it returns and passes it down (backup.SaveOptions.Lock and the
 // like), so nothing below takes it again.
 func lockBackups(ctx context.Context, dockerCli command.Cli, dir string) (*backup.Lock, error) {
-	return backup.Acquire(ctx, dir, func(holder string) {
+	return backup.Acquire(ctx, dir, waitingFor(dockerCli, dir))
+}
+
+// waitingFor says once on stderr whom a command waits for.
+func waitingFor(dockerCli command.Cli, dir string) func(holder string) {
+	return func(holder string) {
 		fmt.Fprintf(dockerCli.Err(), "Waiting for another echobackup command in %s %s\n", dir, holder)
-	})
+	}
 }

@@ -55,7 +55,7 @@ func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg str
 	if err != nil {
 		return err
 	}
-	e, err := setPin(ctx, dockerCli, path, opts.reason, pin)
+	e, err := backup.SetPin(ctx, path, opts.reason, pin, waitingFor(dockerCli, filepath.Dir(path)))
 	if errors.Is(err, os.ErrNotExist) {
 		return &compose.UserError{Err: fmt.Errorf("no backup %s", path)}
 	}
@@ -68,33 +68,6 @@ func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg str
 	}
 	_, err = fmt.Fprintf(dockerCli.Out(), "%s: %s\n", e.Name, state)
 	return err
-}
-
-// setPin pins or unpins under the folder's lock: a prune between its listing and its removals
-// would otherwise delete the archive together with the new record, after "pinned" was printed.
-// The archive is looked for once the lock is held, since a prune may have removed it meanwhile.
-func setPin(ctx context.Context, dockerCli command.Cli, path, reason string, pin bool) (*backup.Entry, error) {
-	// Taking the lock creates the folder: a mistyped path must not.
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	lock, err := lockBackups(ctx, dockerCli, filepath.Dir(path))
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	if pin {
-		err = backup.Pin(path, reason)
-	} else {
-		err = backup.Unpin(path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return backup.Inspect(path)
 }
 
 // resolveBackupArg turns a path, a name from list or prune, or "latest" into an archive's path. A

@@ -12,6 +12,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/guard"
 	"github.com/echo-backup/echo-backup/schedule"
 )
 
@@ -43,11 +44,11 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		return err
 	}
 	_ = noteInterruptedRestore(dockerCli, plan, backup.Dir("", plan.WorkingDir), "")
-	prot, err := protectionStatus(ctx, api, plan)
+	prot, err := guard.Status(ctx, api, plan)
 	if err != nil {
 		return err
 	}
-	last := lastVerifiedBackup(plan)
+	last := backup.FindLastVerified(backup.Dir("", plan.WorkingDir), plan.Name)
 	// A crontab that cannot be read says nothing about the project: status does not fail on it.
 	entry, _, _ := schedule.Find(ctx, plan.Name, plan.WorkingDir)
 	if opts.format == formatJSON {
@@ -64,9 +65,9 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 
 type statusJSON struct {
 	*compose.Plan
-	Protection         *protection   `json:"protection"`
-	LastVerifiedBackup *lastVerified `json:"lastVerifiedBackup"`
-	Scheduled          bool          `json:"scheduled"`
+	Protection         *guard.Protection    `json:"protection"`
+	LastVerifiedBackup *backup.LastVerified `json:"lastVerifiedBackup"`
+	Scheduled          bool                 `json:"scheduled"`
 }
 
 // loadPlan loads the project, decides every part's role and asks the engine what exists.
