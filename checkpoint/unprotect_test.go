@@ -69,7 +69,10 @@ func TestUnprotectKeepsTheProtectionWhenTheBackupFails(t *testing.T) {
 
 func TestUnprotectWithoutProtectionDoesNothing(t *testing.T) {
 	plan := testPlan("running", "running")
-	take = func(context.Context, Options) (*backup.Result, error) { t.Fatal("a backup of an unprotected project"); return nil, nil }
+	take = func(context.Context, Options) (*backup.Result, error) {
+		t.Fatal("a backup of an unprotected project")
+		return nil, nil
+	}
 	t.Cleanup(func() { take = Take })
 	res, err := Unprotect(context.Background(), Options{Plan: plan, API: &sentinelEngine{}}, &fakeServices{plan: plan}, false)
 	if err != nil || res.Was != nil || res.Removed == nil {
