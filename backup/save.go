@@ -1,3 +1,6 @@
+// Package backup runs the steps of save and verify: it reads the project's parts through the
+// compose, postgres and files packages and writes them into one archive in a backup folder
+// (package store), and reads an archive back with the code a restore uses.
 package backup
 
 import (
@@ -18,6 +21,7 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // SaveOptions say what to save and where.
@@ -102,7 +106,7 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 		return nil, err
 	}
 	if !o.Lock.Holds(o.Dir) {
-		l, err := Acquire(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
+		l, err := store.Acquire(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
 		if err != nil {
 			return nil, err
 		}
@@ -138,7 +142,7 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	created := time.Now().UTC().Truncate(time.Millisecond)
 	path := filepath.Join(o.Dir, FileName(o.Plan.Name, created))
 	w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest,
-		NextPath: nextName(o.Dir, o.Plan.Name, created)})
+		NextPath: store.NextName(o.Dir, o.Plan.Name, created)})
 	if err != nil {
 		return nil, fmt.Errorf("creating backup %s: %w", path, err)
 	}
@@ -212,21 +216,6 @@ func nearlyFull(dir string) bool {
 	return syscall.Statfs(dir, &fs) == nil && int64(fs.Bavail)*fs.Bsize < 1<<20
 }
 
-// maxPerSecond bounds the names tried for one second; far more than saves can take.
-const maxPerSecond = 100
-
-// nextName gives the archive the next numbered name of its second when another save took
-// the one it had; the writer still never overwrites.
-func nextName(dir, project string, created time.Time) func(string) string {
-	return func(taken string) string {
-		n := nameNumber(filepath.Base(taken)) + 1
-		if n > maxPerSecond {
-			return ""
-		}
-		return filepath.Join(dir, numberedName(project, created, n))
-	}
-}
-
 func finish(res *Result, m *archive.Manifest) (*Result, error) {
 	st, err := os.Stat(res.Path)
 	if err != nil {
@@ -255,14 +244,6 @@ func newManifest(o SaveOptions, created time.Time) *archive.Manifest {
 		m.Project.Services = append(m.Project.Services, svc)
 	}
 	return m
-}
-
-// PrepareDir creates the backup folder, private to the user, if it is missing.
-func PrepareDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating backup folder: %w", err)
-	}
-	return nil
 }
 
 // reserveFor sizes the manifest's room at the start of the archive: about 200 bytes a member

@@ -9,10 +9,10 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/checkpoint"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/restore"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type downOptions struct {
@@ -51,7 +51,7 @@ func downCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	f.BoolVar(&opts.removeOrphans, "remove-orphans", false, "Remove containers for services not defined in the Compose file")
 	f.StringVar(&opts.images, "rmi", "", `Remove images used by services: "local" or "all"`)
 	f.IntVarP(&opts.timeout, "timeout", "t", 0, "Specify a shutdown timeout in seconds")
-	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+backup.DirEnv+", else ./backups in the project folder)")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+store.DirEnv+", else ./backups in the project folder)")
 	return cmd
 }
 
@@ -63,8 +63,8 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 	if err != nil {
 		return err
 	}
-	dir := backup.Dir(opts.output, plan.WorkingDir)
-	var lock *backup.Lock
+	dir := store.Dir(opts.output, plan.WorkingDir)
+	var lock *store.Lock
 	if j, _ := restore.ReadJournal(dir, plan.Name); j != nil {
 		// Waits for a restore that still runs (it holds the lock), so that what is read next is
 		// an interrupted one's journal; the backup below gets the lock passed down.
@@ -91,7 +91,7 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 	if err != nil {
 		return err
 	}
-	co := checkpointOptions(ctx, dockerCli, plan, api, dir, map[string]string{backup.LabelPinned: backup.PinnedPreDown})
+	co := checkpointOptions(ctx, dockerCli, plan, api, dir, map[string]string{store.LabelPinned: store.PinnedPreDown})
 	co.Lock = lock
 	res, err := checkpoint.DownVolumes(ctx, co, checkpoint.Down{Services: svc, Compose: composeDown})
 	if err != nil {

@@ -5,9 +5,9 @@ import (
 
 	"github.com/docker/cli/cli/command"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/restore"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // noteInterruptedRestore says in one line on stderr that a restore of the project was cut off
@@ -42,7 +42,7 @@ func noteInterruptedRestore(dockerCli command.Cli, plan *compose.Plan, dir, what
 
 // restoreRunning: the lock is held (a restore holds it from start to end) by the journal's writer.
 func restoreRunning(dir string, j *restore.Journal) bool {
-	unlock, err := backup.TryLock(dir)
+	unlock, err := store.TryLock(dir)
 	if err == nil {
 		unlock()
 		return false

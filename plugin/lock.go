@@ -6,7 +6,7 @@ import (
 
 	"github.com/docker/cli/cli/command"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // lockBackups waits for any other echobackup command that writes or deletes in dir, saying so
@@ -14,8 +14,8 @@ import (
 // clean up each other's staging.
 // The command owns the lock it returns and passes it down (backup.SaveOptions.Lock and the
 // like), so nothing below takes it again.
-func lockBackups(ctx context.Context, dockerCli command.Cli, dir string) (*backup.Lock, error) {
-	return backup.Acquire(ctx, dir, waitingFor(dockerCli, dir))
+func lockBackups(ctx context.Context, dockerCli command.Cli, dir string) (*store.Lock, error) {
+	return store.Acquire(ctx, dir, waitingFor(dockerCli, dir))
 }
 
 // waitingFor says once on stderr whom a command waits for.

@@ -11,8 +11,8 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type pinOptions struct {
@@ -32,7 +32,7 @@ func pinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&opts.dir, "output", "o", "", "Backup folder")
-	cmd.Flags().StringVar(&opts.reason, "reason", "", `Why it is kept, shown by prune (default "`+backup.PinnedByHand+`")`)
+	cmd.Flags().StringVar(&opts.reason, "reason", "", `Why it is kept, shown by prune (default "`+store.PinnedByHand+`")`)
 	return cmd
 }
 
@@ -55,7 +55,7 @@ func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg str
 	if err != nil {
 		return err
 	}
-	e, err := backup.SetPin(ctx, path, opts.reason, pin, waitingFor(dockerCli, filepath.Dir(path)))
+	e, err := store.SetPin(ctx, path, opts.reason, pin, waitingFor(dockerCli, filepath.Dir(path)))
 	if errors.Is(err, os.ErrNotExist) {
 		return &compose.UserError{Err: fmt.Errorf("no backup %s", path)}
 	}
@@ -80,11 +80,11 @@ func resolveBackupArg(ctx context.Context, dockerCli command.Cli, p *projectOpti
 	if err != nil {
 		return "", err
 	}
-	dir = backup.Dir(dir, project.WorkingDir)
+	dir = store.Dir(dir, project.WorkingDir)
 	if arg != "latest" && !strings.ContainsRune(arg, os.PathSeparator) {
 		return filepath.Join(dir, arg), nil
 	}
-	path, err := backup.Resolve(arg, dir, project.Name, false)
+	path, err := store.Resolve(arg, dir, project.Name, false)
 	if err != nil {
 		return "", &compose.UserError{Err: err}
 	}

@@ -10,10 +10,10 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/checkpoint"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // pinnedPreUnprotect marks the backup unprotect takes: the volumes can be removed from then on.
@@ -113,7 +113,7 @@ func unprotectCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+backup.DirEnv+", else ./backups in the project folder)")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+store.DirEnv+", else ./backups in the project folder)")
 	f.BoolVar(&opts.noBackup, "no-backup", false, "Do not take a backup first")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	return cmd
@@ -137,8 +137,8 @@ func runUnprotect(ctx context.Context, dockerCli command.Cli, opts unprotectOpti
 	if err != nil {
 		return err
 	}
-	co := checkpointOptions(ctx, dockerCli, plan, api, backup.Dir(opts.output, plan.WorkingDir),
-		map[string]string{backup.LabelPinned: pinnedPreUnprotect})
+	co := checkpointOptions(ctx, dockerCli, plan, api, store.Dir(opts.output, plan.WorkingDir),
+		map[string]string{store.LabelPinned: pinnedPreUnprotect})
 	res, err := checkpoint.Unprotect(ctx, co, svc, opts.noBackup)
 	if err != nil {
 		return err
@@ -161,7 +161,7 @@ func localTime(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
 
-func printProtection(out io.Writer, plan *compose.Plan, p *guard.Protection, last *backup.LastVerified) {
+func printProtection(out io.Writer, plan *compose.Plan, p *guard.Protection, last *store.LastVerified) {
 	switch {
 	case p.Protected:
 		fmt.Fprintf(out, "\nProtected: yes, since %s (container %s holds %s)\n", localTime(*p.Since), p.Sentinel, strings.Join(p.Volumes, ", "))
@@ -174,7 +174,7 @@ func printProtection(out io.Writer, plan *compose.Plan, p *guard.Protection, las
 		fmt.Fprintf(out, "WARNING: not protected yet: %s (run `docker echobackup protect` again)\n", strings.Join(p.Unprotected, ", "))
 	}
 	if last == nil {
-		fmt.Fprintf(out, "Last verified backup: none in %s\n", backup.Dir("", plan.WorkingDir))
+		fmt.Fprintf(out, "Last verified backup: none in %s\n", store.Dir("", plan.WorkingDir))
 		return
 	}
 	fmt.Fprintf(out, "Last verified backup: %s (taken %s, verified %s)\n", last.Path, localTime(last.Created), localTime(last.VerifiedAt))

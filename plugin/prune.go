@@ -13,10 +13,10 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/prune"
 	"github.com/echo-backup/echo-backup/retention"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type pruneOptions struct {
@@ -76,7 +76,7 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 	if err != nil {
 		return err
 	}
-	res, err := pruneBackups(ctx, dockerCli, nil, backup.Dir(opts.dir, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
+	res, err := pruneBackups(ctx, dockerCli, nil, store.Dir(opts.dir, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
 	if res == nil {
 		// Nothing was decided (the lock or the folder failed): no table, no JSON null.
 		return err
@@ -99,7 +99,7 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 // prune). A real prune holds the folder's lock from the listing to the last removal; taking
 // it removed the leftovers of killed commands.
 // held is the command's lock when it has one already (save --prune, the nightly run).
-func pruneBackups(ctx context.Context, dockerCli command.Cli, held *backup.Lock, dir, project, workingDir string, p retention.Policy, dryRun bool) (*prune.Result, error) {
+func pruneBackups(ctx context.Context, dockerCli command.Cli, held *store.Lock, dir, project, workingDir string, p retention.Policy, dryRun bool) (*prune.Result, error) {
 	if !dryRun && !held.Holds(dir) {
 		lock, err := lockBackups(ctx, dockerCli, dir)
 		if err != nil {

@@ -14,9 +14,9 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // Version is set at build time with -ldflags "-X github.com/echo-backup/echo-backup/plugin.Version=…".
@@ -48,7 +48,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 	}
 	opts.addFlags(cmd)
 	// What the backup folder's lock sweeps away goes to stderr, whichever command took it.
-	backup.Swept = func(msg string) { fmt.Fprintln(dockerCli.Err(), msg) }
+	store.Swept = func(msg string) { fmt.Fprintln(dockerCli.Err(), msg) }
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return cli.StatusError{StatusCode: exitUsage, Status: err.Error()}
 	})

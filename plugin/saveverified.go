@@ -8,6 +8,7 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/checkpoint"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // checkpointOptions are the command's settings for a checkpoint: its progress block, its
@@ -28,7 +29,7 @@ func saveVerified(ctx context.Context, dockerCli command.Cli, plan *compose.Plan
 // preDelete says how the backup before a deletion is taken.
 type preDelete struct {
 	output   string // the --output flag: "" is $ECHOBACKUP_DIR, else ./backups in the project folder
-	pin      string // why it was taken (backup.LabelPinned): backup.PinnedPreDown, pinnedPreUnprotect
+	pin      string // why it was taken (store.LabelPinned): store.PinnedPreDown, pinnedPreUnprotect
 	stopApps bool   // see checkpoint.Delete
 }
 
@@ -38,7 +39,7 @@ func saveStartingDatabase(ctx context.Context, dockerCli command.Cli, plan *comp
 	if err != nil {
 		return nil, err
 	}
-	co := checkpointOptions(ctx, dockerCli, plan, api, backup.Dir(o.output, plan.WorkingDir), map[string]string{backup.LabelPinned: o.pin})
+	co := checkpointOptions(ctx, dockerCli, plan, api, store.Dir(o.output, plan.WorkingDir), map[string]string{store.LabelPinned: o.pin})
 	return checkpoint.BeforeDelete(ctx, co, checkpoint.Delete{Services: svc, StopApps: o.stopApps})
 }
 

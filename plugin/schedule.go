@@ -16,12 +16,13 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/checkpoint"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
+	"github.com/echo-backup/echo-backup/ping"
 	"github.com/echo-backup/echo-backup/retention"
 	"github.com/echo-backup/echo-backup/schedule"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type scheduleOptions struct {
@@ -187,11 +188,11 @@ func checkScheduleInstall(opts scheduleOptions) (schedule.Expr, error) {
 // scheduledJob is the command line cron runs, for the project as install loaded it; its backup
 // folder is made ready, with the ping URL kept there.
 func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Project) (schedule.Job, error) {
-	dir, err := filepath.Abs(backup.Dir(opts.dir, project.WorkingDir))
+	dir, err := filepath.Abs(store.Dir(opts.dir, project.WorkingDir))
 	if err != nil {
 		return schedule.Job{}, err
 	}
-	if err := backup.PrepareDir(dir); err != nil {
+	if err := store.PrepareDir(dir); err != nil {
 		return schedule.Job{}, err
 	}
 	docker, err := schedule.DockerPath()
@@ -205,7 +206,7 @@ func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Pr
 		return schedule.Job{}, err
 	}
 	if opts.ping != "" {
-		job.Ping = schedule.Redact(opts.ping)
+		job.Ping = ping.Redact(opts.ping)
 	}
 	return job, schedule.Prepare(dir, opts.ping)
 }
@@ -218,7 +219,7 @@ func runScheduleStatus(ctx context.Context, dockerCli command.Cli, opts schedule
 	if err != nil {
 		return err
 	}
-	st, err := schedule.ReadStatus(ctx, project.Name, project.WorkingDir, backup.Dir("", project.WorkingDir))
+	st, err := schedule.ReadStatus(ctx, project.Name, project.WorkingDir, store.Dir("", project.WorkingDir))
 	if err != nil {
 		return err
 	}
@@ -293,7 +294,7 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 			fmt.Fprintf(dockerCli.Err(), "%s WARNING: %v\n", time.Now().Format(time.RFC3339), err)
 		}
 	}
-	err := schedule.RunJob(ctx, opts.dir, schedule.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context, lock *backup.Lock) (string, string, error) {
+	err := schedule.RunJob(ctx, opts.dir, ping.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context, lock *store.Lock) (string, string, error) {
 		return scheduledWork(ctx, dockerCli, opts, lock)
 	})
 	switch {
@@ -306,7 +307,7 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 }
 
 // scheduledWork runs under the lock RunJob took: the save and the prune get it passed down.
-func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions, lock *backup.Lock) (summary, path string, err error) {
+func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions, lock *store.Lock) (summary, path string, err error) {
 	if err := checkPolicy(opts.policy); err != nil {
 		return "", "", err
 	}

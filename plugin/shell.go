@@ -14,9 +14,9 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/shellguard"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // shellForceEnv lets volume rm and the prunes go on without a backup: their own --force only
@@ -178,7 +178,7 @@ func backupRisk(ctx context.Context, dockerCli command.Cli, r shellguard.Risk) e
 		return nil
 	}
 	fmt.Fprintf(dockerCli.Err(), "echobackup: volumes %s of project %q would be deleted: taking a verified backup first.\n", vols, plan.Name)
-	_, err := saveStartingDatabase(ctx, dockerCli, plan, r.API, preDelete{pin: backup.PinnedPreDown, stopApps: r.StopApps})
+	_, err := saveStartingDatabase(ctx, dockerCli, plan, r.API, preDelete{pin: store.PinnedPreDown, stopApps: r.StopApps})
 	return err
 }
 

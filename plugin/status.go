@@ -10,10 +10,10 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
 	"github.com/echo-backup/echo-backup/schedule"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type statusOptions struct {
@@ -43,12 +43,12 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if err != nil {
 		return err
 	}
-	_ = noteInterruptedRestore(dockerCli, plan, backup.Dir("", plan.WorkingDir), "")
+	_ = noteInterruptedRestore(dockerCli, plan, store.Dir("", plan.WorkingDir), "")
 	prot, err := guard.Status(ctx, api, plan)
 	if err != nil {
 		return err
 	}
-	last := backup.FindLastVerified(backup.Dir("", plan.WorkingDir), plan.Name)
+	last := store.FindLastVerified(store.Dir("", plan.WorkingDir), plan.Name)
 	// A crontab that cannot be read says nothing about the project: status does not fail on it.
 	entry, _, _ := schedule.Find(ctx, plan.Name, plan.WorkingDir)
 	if opts.format == formatJSON {
@@ -65,9 +65,9 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 
 type statusJSON struct {
 	*compose.Plan
-	Protection         *guard.Protection    `json:"protection"`
-	LastVerifiedBackup *backup.LastVerified `json:"lastVerifiedBackup"`
-	Scheduled          bool                 `json:"scheduled"`
+	Protection         *guard.Protection   `json:"protection"`
+	LastVerifiedBackup *store.LastVerified `json:"lastVerifiedBackup"`
+	Scheduled          bool                `json:"scheduled"`
 }
 
 // loadPlan loads the project, decides every part's role and asks the engine what exists.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type verifyOptions struct {
@@ -86,7 +87,7 @@ func verifySubject(ctx context.Context, dockerCli command.Cli, opts verifyOption
 		}
 		return arg, "", nil
 	}
-	path, err := backup.Resolve(arg, backup.Dir(opts.dir, plan.WorkingDir), plan.Name, false)
+	path, err := store.Resolve(arg, store.Dir(opts.dir, plan.WorkingDir), plan.Name, false)
 	if err != nil {
 		return "", "", &compose.UserError{Err: err}
 	}

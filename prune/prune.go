@@ -1,7 +1,7 @@
 // Package prune decides which of a project's backups the retention policy no longer needs,
 // then removes them, as restic does: PlanPrune lists the backup folder and decides without
 // touching anything (what a dry run prints), and Plan.Execute removes what the plan says. Only
-// complete backups of this deployment reach the policy (backup.List drops partial, damaged
+// complete backups of this deployment reach the policy (store.List drops partial, damaged
 // and foreign files); those another deployment of the same name took are kept, uncounted.
 package prune
 
@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/echo-backup/echo-backup/archive"
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/retention"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // Options say which backups are looked at and how they are judged.
@@ -82,15 +82,15 @@ type Plan struct {
 // the folder's lock from before this call until Execute returns: a restore may be reading the
 // newest backup, a save committing the next one.
 func PlanPrune(o Options) (*Plan, error) {
-	entries, err := backup.List(o.Dir, o.Project)
+	entries, err := store.List(o.Dir, o.Project)
 	if err != nil {
 		return nil, fmt.Errorf("pruning the backups of project %q: %w", o.Project, err)
 	}
 	return Decide(entries, o), nil
 }
 
-// Decide applies the policy to entries (backup.List's, newest first).
-func Decide(entries []backup.Entry, o Options) *Plan {
+// Decide applies the policy to entries (store.List's, newest first).
+func Decide(entries []store.Entry, o Options) *Plan {
 	if o.Now.IsZero() {
 		o.Now = time.Now()
 	}
@@ -100,7 +100,7 @@ func Decide(entries []backup.Entry, o Options) *Plan {
 	here := deployment{host: o.Host, workingDir: o.WorkingDir}
 	p := &Plan{project: o.Project, dir: o.Dir, policy: o.Policy}
 	var items []retention.Item
-	byName := map[string]backup.Entry{}
+	byName := map[string]store.Entry{}
 	for _, e := range entries {
 		if other := here.other(e.Manifest); other != "" {
 			p.others = append(p.others, Backup{Name: e.Name, Path: e.Path, Created: e.Created,
@@ -144,7 +144,7 @@ func (p *Plan) result(dryRun bool) *Result {
 	return res
 }
 
-// Execute removes what the plan does not keep, each with its records (backup.Remove). It
+// Execute removes what the plan does not keep, each with its records (store.Remove). It
 // stops at the first file it cannot remove; the result then lists what was done up to it.
 func (p *Plan) Execute() (*Result, error) {
 	res := p.result(false)
@@ -154,7 +154,7 @@ func (p *Plan) Execute() (*Result, error) {
 			res.Kept++
 		case WouldRemove:
 			b.Action = Keep
-			if err := backup.Remove(b.Path); err != nil {
+			if err := store.Remove(b.Path); err != nil {
 				res.Backups = append(res.Backups, b)
 				res.sort()
 				return res, fmt.Errorf("pruning the backups of project %q: %w", p.project, err)

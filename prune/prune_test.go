@@ -8,25 +8,25 @@ import (
 	"time"
 
 	"github.com/echo-backup/echo-backup/archive"
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/retention"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
 // entries are backups taken an hour apart, newest first, by host in folder /srv/echo; each is
 // a real file in dir.
-func entries(t *testing.T, dir string, hosts ...string) []backup.Entry {
+func entries(t *testing.T, dir string, hosts ...string) []store.Entry {
 	t.Helper()
-	var es []backup.Entry
+	var es []store.Entry
 	for i, host := range hosts {
 		created := now.Add(-time.Duration(i+1) * time.Hour)
-		name := backup.FileName("echo", created)
+		name := store.FileName("echo", created)
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, []byte("archive"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		es = append(es, backup.Entry{Name: name, Path: path, Created: created, Project: "echo",
+		es = append(es, store.Entry{Name: name, Path: path, Created: created, Project: "echo",
 			Manifest: &archive.Manifest{Host: host, Project: archive.Project{WorkingDir: "/srv/echo"}}})
 	}
 	return es

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // PingEnv gives a run the ping URL in place of the one install kept in the backup folder (and
@@ -148,18 +148,18 @@ func Find(ctx context.Context, project, folder string) (*Entry, Kind, error) {
 
 // Status is what `schedule status` shows.
 type Status struct {
-	Project    string        `json:"project"`
-	Installed  bool          `json:"installed"`
-	Kind       Kind          `json:"kind,omitempty"`
-	Schedule   string        `json:"schedule,omitempty"`
-	Command    string        `json:"command,omitempty"`
-	Ping       string        `json:"ping,omitempty"`
-	NextRun    *time.Time    `json:"nextRun,omitempty"`
-	CronDaemon bool          `json:"cronDaemon"`
-	Dir        string        `json:"dir"`
-	Log        string        `json:"log"`
-	LastRun    *Run          `json:"lastRun,omitempty"`
-	LastBackup *backup.Entry `json:"lastBackup,omitempty"`
+	Project    string       `json:"project"`
+	Installed  bool         `json:"installed"`
+	Kind       Kind         `json:"kind,omitempty"`
+	Schedule   string       `json:"schedule,omitempty"`
+	Command    string       `json:"command,omitempty"`
+	Ping       string       `json:"ping,omitempty"`
+	NextRun    *time.Time   `json:"nextRun,omitempty"`
+	CronDaemon bool         `json:"cronDaemon"`
+	Dir        string       `json:"dir"`
+	Log        string       `json:"log"`
+	LastRun    *Run         `json:"lastRun,omitempty"`
+	LastBackup *store.Entry `json:"lastBackup,omitempty"`
 }
 
 var pingInCommand = regexp.MustCompile(PingEnv + `=('[^']*'|\S+)`)
@@ -183,7 +183,7 @@ func ReadStatus(ctx context.Context, project, folder, dir string) (*Status, erro
 	if st.LastRun, err = ReadLast(st.Dir); err != nil {
 		return nil, err
 	}
-	if entries, err := backup.List(st.Dir, project); err == nil && len(entries) > 0 {
+	if entries, err := store.List(st.Dir, project); err == nil && len(entries) > 0 {
 		st.LastBackup = &entries[0]
 	}
 	return st, nil

@@ -1,4 +1,4 @@
-package backup
+package store
 
 import (
 	"context"
@@ -15,10 +15,10 @@ func TestFindLastVerifiedSkipsFailedAndUnverified(t *testing.T) {
 	failed := writeBackup(t, dir, nil)
 	writeBackup(t, dir, nil) // newest, never verified
 	at := time.Now().UTC().Truncate(time.Second)
-	if err := recordVerification(good, Verification{At: at, OK: true, Deep: true}); err != nil {
+	if err := RecordVerification(good, Verification{At: at, OK: true, Deep: true}); err != nil {
 		t.Fatal(err)
 	}
-	if err := recordVerification(failed, Verification{At: at}); err != nil {
+	if err := RecordVerification(failed, Verification{At: at}); err != nil {
 		t.Fatal(err)
 	}
 	last := FindLastVerified(dir, "echo")
