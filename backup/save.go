@@ -4,6 +4,7 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/progress"
 	"github.com/echo-backup/echo-backup/store"
+	"github.com/echo-backup/echo-backup/version"
 )
 
 // SaveOptions say what to save and where.
@@ -32,7 +34,7 @@ type SaveOptions struct {
 	Dir         string
 	Pause       bool
 	Labels      map[string]string
-	ToolVersion string
+	ToolVersion string             // "": version.Version, which is what every caller passes
 	Progress    *progress.Reporter // nil: no progress
 	Warn        func(string)
 	// Lock is Dir's lock when the caller holds it (a restore's safety backup, the nightly
@@ -230,7 +232,7 @@ func newManifest(o SaveOptions, created time.Time) *archive.Manifest {
 	host, _ := os.Hostname()
 	m := &archive.Manifest{
 		Format:  archive.FormatVersion,
-		Tool:    archive.Tool{Name: "echo-backup", Version: o.ToolVersion},
+		Tool:    archive.Tool{Name: "echo-backup", Version: cmp.Or(o.ToolVersion, version.Version)},
 		Created: created,
 		Host:    host,
 		Project: archive.Project{Name: o.Plan.Name, WorkingDir: o.Plan.WorkingDir, ConfigFiles: o.Plan.ConfigFiles},
@@ -252,7 +254,7 @@ func reserveFor(plan *compose.Plan) int64 {
 	n := int64(1 << 20)
 	for _, it := range plan.Items {
 		switch {
-		case it.Backup && it.Kind == "volume" && it.Role == compose.RoleData:
+		case it.Backup && it.Kind == compose.KindVolume && it.Role == compose.RoleData:
 			n += 4 << 20
 		case it.Backup:
 			n += int64(it.Files) * 200

@@ -24,8 +24,7 @@ type Options struct {
 	API         compose.Engine
 	LocalEngine bool
 	Dir         string
-	Labels      map[string]string // why it was taken: backup.LabelPinned and friends
-	ToolVersion string
+	Labels      map[string]string  // why it was taken: backup.LabelPinned and friends
 	Progress    *progress.Reporter // nil: none
 	Say         func(string)       // what a step does; nil: nothing
 	Warn        func(string)       // nil: nothing
@@ -44,7 +43,7 @@ func Take(ctx context.Context, o Options) (*backup.Result, error) {
 	rep.Start(ctx, "save")
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: o.Plan, API: o.API, LocalEngine: o.LocalEngine,
-		Dir: o.Dir, Labels: o.Labels, ToolVersion: o.ToolVersion,
+		Dir: o.Dir, Labels: o.Labels,
 		Progress: rep, Warn: o.Warn, Lock: o.Lock,
 	})
 	if err != nil {

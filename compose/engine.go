@@ -33,7 +33,9 @@ type Container struct {
 	ImageID string `json:"imageId"`
 }
 
-// Engine is the part of the Docker API that discovery needs.
+// Engine is the whole Docker API client, as the CLI hands it over. Code that needs only a few
+// calls takes a small interface instead (NetworkAPI here, checkpoint.Engine, and the engine
+// package's helpers), so that it can be tested with a stand-in.
 type Engine = client.APIClient
 
 // Connect checks that the engine answers and says which context and host it tried when it does not.
@@ -92,7 +94,7 @@ func containerName(c container.Summary) string {
 
 func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error {
 	switch it.Kind {
-	case "volume":
+	case KindVolume:
 		_, err := api.VolumeInspect(ctx, it.Source, client.VolumeInspectOptions{})
 		if cerrdefs.IsNotFound(err) {
 			return nil
@@ -101,19 +103,19 @@ func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error
 			return fmt.Errorf("inspecting volume %q: %w", it.Source, err)
 		}
 		it.Exists, it.Inspected = true, true
-	case "bind", "deployment":
-		if !localEngine && it.Kind == "bind" {
+	case KindBind, KindDeployment:
+		if !localEngine && it.Kind == KindBind {
 			return nil
 		}
 		it.Inspected = true
 		// The engine mounts what a symlinked folder points to; saving and swapping the link
 		// itself would save nothing and replace the link with an empty folder.
-		if real, err := filepath.EvalSymlinks(it.Source); err == nil && it.Kind == "bind" {
+		if real, err := filepath.EvalSymlinks(it.Source); err == nil && it.Kind == KindBind {
 			it.Source = real
 		}
 		if _, err := os.Stat(it.Source); err == nil {
 			it.Exists = true
-			if it.Backup && it.Kind == "bind" {
+			if it.Backup && it.Kind == KindBind {
 				it.Size, it.Files = folderSize(it.Source)
 			}
 		}

@@ -17,10 +17,12 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/progress"
 	"github.com/echo-backup/echo-backup/store"
+	"github.com/echo-backup/echo-backup/version"
 )
 
-// Version is set at build time with -ldflags "-X github.com/echo-backup/echo-backup/plugin.Version=…".
-var Version = "0.1.0-dev"
+// Version is version.Version (set at build time there), under the name the commands on other
+// branches still pass as ToolVersion.
+var Version = version.Version
 
 // NewRootCommand builds `docker echobackup` and its subcommands.
 func NewRootCommand(dockerCli command.Cli) *cobra.Command {

@@ -16,7 +16,7 @@ import (
 func checkpointOptions(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine, dir string, labels map[string]string) checkpoint.Options {
 	rep := reporter(ctx, false)
 	return checkpoint.Options{Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
-		Dir: dir, Labels: labels, ToolVersion: Version, Progress: rep,
+		Dir: dir, Labels: labels, Progress: rep,
 		Say: func(msg string) { say(ctx, dockerCli, msg) }, Warn: warner(dockerCli, rep)}
 }
 

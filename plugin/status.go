@@ -116,7 +116,7 @@ func printPlan(out io.Writer, plan *compose.Plan) {
 }
 
 func itemLabel(it compose.Item) string {
-	if it.Kind == "volume" && !it.Exists {
+	if it.Kind == compose.KindVolume && !it.Exists {
 		return it.Source + " (missing)"
 	}
 	if it.Target != "" {

@@ -35,7 +35,7 @@ type Options struct {
 	SafetyBackup bool
 	Dir          string       // where the safety backup goes
 	Lock         *backup.Lock // Dir's lock, held by the caller for the whole restore; nil: the safety backup takes it
-	ToolVersion  string
+	ToolVersion  string       // "": version.Version
 	LocalEngine  bool
 	Jobs         int
 
@@ -223,7 +223,7 @@ func (r *run) existing(ctx context.Context) (existed, error) {
 	e := existed{dbContainer: len(db.Containers) > 0, volumes: map[string]bool{}}
 	// Asked now, not taken from the plan: only a volume seen missing here may be removed later.
 	for _, it := range r.o.Plan.Items {
-		if it.Kind != "volume" || e.volumes[it.Source] {
+		if it.Kind != compose.KindVolume || e.volumes[it.Source] {
 			continue
 		}
 		_, err := r.o.API.VolumeInspect(ctx, it.Source, client.VolumeInspectOptions{})
@@ -259,7 +259,7 @@ func (r *run) removeNew(ctx context.Context, before existed) error {
 		errs = append(errs, r.removeDBContainers(ctx))
 	}
 	for _, it := range r.o.Plan.Items {
-		if it.Kind != "volume" || before.volumes[it.Source] {
+		if it.Kind != compose.KindVolume || before.volumes[it.Source] {
 			continue
 		}
 		if _, err := r.o.API.VolumeRemove(ctx, it.Source, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {

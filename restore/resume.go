@@ -483,7 +483,7 @@ func (s *folderStage) hadLive(ctx context.Context) (bool, error) {
 
 func markMissing(items []compose.Item, kind, source string) {
 	for i := range items {
-		if items[i].Kind == kind && items[i].Source == source {
+		if string(items[i].Kind) == kind && items[i].Source == source {
 			items[i].Exists = false
 		}
 	}
