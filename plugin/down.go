@@ -59,11 +59,11 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 	rep := reporter(ctx, false)
 	rep.Start(ctx, "down")
 	defer func() { rep.Done(err == nil) }()
-	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.output)
 	if err != nil {
 		return err
 	}
-	dir := store.Dir(opts.output, plan.WorkingDir)
+	plan, dir := d.Plan, d.Dir
 	var lock *store.Lock
 	if j, _ := restore.ReadJournal(dir, plan.Name); j != nil {
 		// Waits for a restore that still runs (it holds the lock), so that what is read next is
@@ -87,13 +87,9 @@ func runDown(ctx context.Context, dockerCli command.Cli, opts downOptions, servi
 	if !opts.volumes {
 		return composeDown(ctx)
 	}
-	svc, err := compose.NewServices(dockerCli, plan)
-	if err != nil {
-		return err
-	}
-	co := checkpointOptions(ctx, dockerCli, plan, api, dir, map[string]string{store.LabelPinned: store.PinnedPreDown})
+	co := checkpointOptions(ctx, dockerCli, d, map[string]string{store.LabelPinned: store.PinnedPreDown})
 	co.Lock = lock
-	res, err := checkpoint.DownVolumes(ctx, co, checkpoint.Down{Services: svc, Compose: composeDown})
+	res, err := checkpoint.DownVolumes(ctx, co, checkpoint.Down{Services: d.Services, Compose: composeDown})
 	if err != nil {
 		return err
 	}

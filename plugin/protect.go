@@ -129,17 +129,13 @@ func runUnprotect(ctx context.Context, dockerCli command.Cli, opts unprotectOpti
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.output)
 	if err != nil {
 		return err
 	}
-	svc, err := compose.NewServices(dockerCli, plan)
-	if err != nil {
-		return err
-	}
-	co := checkpointOptions(ctx, dockerCli, plan, api, store.Dir(opts.output, plan.WorkingDir),
-		map[string]string{store.LabelPinned: pinnedPreUnprotect})
-	res, err := checkpoint.Unprotect(ctx, co, svc, opts.noBackup)
+	plan := d.Plan
+	co := checkpointOptions(ctx, dockerCli, d, map[string]string{store.LabelPinned: pinnedPreUnprotect})
+	res, err := checkpoint.Unprotect(ctx, co, d.Services, opts.noBackup)
 	if err != nil {
 		return err
 	}

@@ -11,19 +11,20 @@ import (
 	"github.com/echo-backup/echo-backup/store"
 )
 
-// checkpointOptions are the command's settings for a checkpoint: its progress block, its
-// stderr, the engine's locality, the tool's version.
-func checkpointOptions(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine, dir string, labels map[string]string) checkpoint.Options {
+// checkpointOptions are the deployment's checkpoint with the command's settings: its progress
+// block and its stderr.
+func checkpointOptions(ctx context.Context, dockerCli command.Cli, d *compose.Deployment, labels map[string]string) checkpoint.Options {
 	rep := reporter(ctx, false)
-	return checkpoint.Options{Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
-		Dir: dir, Labels: labels, Progress: rep,
+	return checkpoint.Options{Plan: d.Plan, API: d.API, LocalEngine: d.Local,
+		Dir: d.Dir, Labels: labels, Progress: rep,
 		Say: func(msg string) { say(ctx, dockerCli, msg) }, Warn: warner(dockerCli, rep)}
 }
 
-// saveVerified is checkpoint.Take with the command's settings.
+// saveVerified is checkpoint.Take with the command's settings (migrate's).
 func saveVerified(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine,
 	dir string, labels map[string]string) (*backup.Result, error) {
-	return checkpoint.Take(ctx, checkpointOptions(ctx, dockerCli, plan, api, dir, labels))
+	d := &compose.Deployment{Plan: plan, API: api, Local: compose.IsLocalEngine(dockerCli), Dir: dir}
+	return checkpoint.Take(ctx, checkpointOptions(ctx, dockerCli, d, labels))
 }
 
 // preDelete says how the backup before a deletion is taken.
@@ -39,7 +40,8 @@ func saveStartingDatabase(ctx context.Context, dockerCli command.Cli, plan *comp
 	if err != nil {
 		return nil, err
 	}
-	co := checkpointOptions(ctx, dockerCli, plan, api, store.Dir(o.output, plan.WorkingDir), map[string]string{store.LabelPinned: o.pin})
+	d := &compose.Deployment{Plan: plan, API: api, Local: compose.IsLocalEngine(dockerCli), Dir: store.Dir(o.output, plan.WorkingDir)}
+	co := checkpointOptions(ctx, dockerCli, d, map[string]string{store.LabelPinned: o.pin})
 	return checkpoint.BeforeDelete(ctx, co, checkpoint.Delete{Services: svc, StopApps: o.stopApps})
 }
 

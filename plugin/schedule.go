@@ -311,11 +311,12 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	if err := checkPolicy(opts.policy); err != nil {
 		return "", "", err
 	}
-	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.dir)
 	if err != nil {
 		return "", "", err
 	}
-	co := checkpointOptions(ctx, dockerCli, plan, api, opts.dir, nil)
+	plan, api := d.Plan, d.API
+	co := checkpointOptions(ctx, dockerCli, d, nil)
 	co.Lock = lock
 	res, err := checkpoint.Take(ctx, co)
 	// The protection does not wait on the backup: volumes added since the last run are held

@@ -70,27 +70,30 @@ type statusJSON struct {
 	Scheduled          bool                `json:"scheduled"`
 }
 
-// loadPlan loads the project, decides every part's role and asks the engine what exists.
+// openDeployment is the command's one Deployment: the project loaded, its roles decided, the
+// engine reached (after removing the helpers killed commands left) and asked what exists.
+// output is the command's -o ("" for commands without one).
+func openDeployment(ctx context.Context, dockerCli command.Cli, p *projectOptions, output string) (*compose.Deployment, error) {
+	d, err := compose.Open(ctx, dockerCli, compose.OpenOptions{Project: p.ProjectOptions, DBService: p.dbService,
+		Prepare: func(ctx context.Context, d *compose.Deployment) { reapHelpers(ctx, dockerCli, d.API, d.Plan.Name) }})
+	if d != nil {
+		d.Dir = store.Dir(output, d.Plan.WorkingDir)
+	}
+	return d, err
+}
+
+// loadPlan and loadPlanAPI are openDeployment's parts, for the commands other branches edit.
 func loadPlan(ctx context.Context, dockerCli command.Cli, p *projectOptions) (*compose.Plan, error) {
 	plan, _, err := loadPlanAPI(ctx, dockerCli, p)
 	return plan, err
 }
 
 func loadPlanAPI(ctx context.Context, dockerCli command.Cli, p *projectOptions) (*compose.Plan, compose.Engine, error) {
-	project, err := compose.Load(ctx, dockerCli, p.ProjectOptions)
-	if err != nil {
+	d, err := openDeployment(ctx, dockerCli, p, "")
+	if d == nil {
 		return nil, nil, err
 	}
-	plan, err := compose.NewPlan(project, p.dbService)
-	if err != nil {
-		return nil, nil, err
-	}
-	api, err := compose.Connect(ctx, dockerCli)
-	if err != nil {
-		return nil, nil, err
-	}
-	reapHelpers(ctx, dockerCli, api, plan.Name)
-	return plan, api, plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli))
+	return d.Plan, d.API, err
 }
 
 func printPlan(out io.Writer, plan *compose.Plan) {
