@@ -306,7 +306,7 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 	return nil
 }
 
-// scheduledWork runs under the lock RunJob took: the save and the prune get it passed down.
+// scheduledWork is checkpoint.RunNightly, under the lock RunJob took.
 func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions, lock *store.Lock) (summary, path string, err error) {
 	if err := checkPolicy(opts.policy); err != nil {
 		return "", "", err
@@ -315,46 +315,9 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	if err != nil {
 		return "", "", err
 	}
-	plan, api := d.Plan, d.API
 	co := checkpointOptions(ctx, dockerCli, d, nil)
 	co.Lock = lock
-	res, err := checkpoint.Take(ctx, co)
-	// The protection does not wait on the backup: volumes added since the last run are held
-	// from now on, whether this save worked or not.
-	protected, perr := scheduledProtect(ctx, api, plan, opts.protect)
-	if err != nil {
-		return "", "", errors.Join(err, perr)
-	}
-	if perr != nil {
-		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, perr)
-	}
-	pruned, err := pruneBackups(ctx, dockerCli, lock, opts.dir, plan.Name, plan.WorkingDir, opts.policy, false)
-	if err != nil {
-		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
-	}
-	return fmt.Sprintf("saved and verified %s (%s, %d tables, %d rows, %d files) in %s; %s%s", filepath.Base(res.Path),
-		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.Summary(), protected), res.Path, nil
-}
-
-// scheduledProtect protects the project on a run installed with protection: Protect keeps
-// what the sentinel holds and adds the project's new volumes (a service added to the compose
-// file and brought up since). A project with no data volume (data in folders, which docker
-// never deletes) needs none.
-func scheduledProtect(ctx context.Context, api compose.Engine, plan *compose.Plan, protect bool) (string, error) {
-	if !protect {
-		return "", nil
-	}
-	res, err := guard.Protect(ctx, api, plan)
-	var userErr *compose.UserError
-	switch {
-	case errors.As(err, &userErr):
-		return "; nothing to protect: " + userErr.Error(), nil
-	case err != nil:
-		return "", fmt.Errorf("protecting project %q: %w", plan.Name, err)
-	case len(res.Added) > 0:
-		return fmt.Sprintf("; protected %s (new: %s)", strings.Join(res.Sentinel.Volumes, ", "), strings.Join(res.Added, ", ")), nil
-	}
-	return "; protected " + strings.Join(res.Sentinel.Volumes, ", "), nil
+	return checkpoint.RunNightly(ctx, co, checkpoint.Nightly{Policy: opts.policy, Protect: opts.protect})
 }
 
 // protectOnInstall protects the project unless --no-protect, and says so in one line. A
