@@ -1,5 +1,7 @@
-// Package plugin holds the cobra commands of `docker echobackup`: each declares its flags and
-// hands an options struct to the domain packages.
+// Package plugin holds the cobra commands of `docker echobackup`: each declares its flags,
+// opens the command's one compose.Deployment, makes one call into a domain package
+// (checkpoint, prune, schedule, shellguard, guard, backup, restore, store) and prints. It
+// owns the backup folder's lock when the command takes it, and passes it down.
 package plugin
 
 import (
