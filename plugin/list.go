@@ -19,7 +19,7 @@ import (
 
 type listOptions struct {
 	*projectOptions
-	dir    string
+	output string
 	format string
 }
 
@@ -35,7 +35,7 @@ func listCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	return cmd
 }
@@ -49,7 +49,7 @@ func runList(ctx context.Context, dockerCli command.Cli, opts listOptions) error
 	if err != nil {
 		return err
 	}
-	entries, err := store.List(store.Dir(opts.dir, project.WorkingDir), project.Name)
+	entries, err := store.List(store.Dir(opts.output, project.WorkingDir), project.Name)
 	if err != nil {
 		return err
 	}

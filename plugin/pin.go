@@ -17,7 +17,7 @@ import (
 
 type pinOptions struct {
 	*projectOptions
-	dir    string
+	output string
 	reason string
 }
 
@@ -31,7 +31,7 @@ func pinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 			return userError(runPin(cmd.Context(), dockerCli, opts, args[0], true))
 		},
 	}
-	cmd.Flags().StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	cmd.Flags().StringVar(&opts.reason, "reason", "", `Why it is kept, shown by prune (default "`+store.PinnedByHand+`")`)
 	return cmd
 }
@@ -46,12 +46,12 @@ func unpinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 			return userError(runPin(cmd.Context(), dockerCli, opts, args[0], false))
 		},
 	}
-	cmd.Flags().StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	return cmd
 }
 
 func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg string, pin bool) error {
-	path, err := resolveBackupArg(ctx, dockerCli, opts.projectOptions, opts.dir, arg)
+	path, err := resolveBackupArg(ctx, dockerCli, opts.projectOptions, opts.output, arg)
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,7 @@ import (
 
 type pruneOptions struct {
 	*projectOptions
-	dir    string
+	output string
 	policy retention.Policy
 	dryRun bool
 	format string
@@ -42,7 +42,7 @@ func pruneCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	addPolicyFlags(f, &opts.policy)
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Show what would be removed and why each kept backup stays; remove nothing")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
@@ -76,7 +76,7 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 	if err != nil {
 		return err
 	}
-	res, err := pruneBackups(ctx, dockerCli, nil, store.Dir(opts.dir, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
+	res, err := pruneBackups(ctx, dockerCli, nil, store.Dir(opts.output, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
 	if res == nil {
 		// Nothing was decided (the lock or the folder failed): no table, no JSON null.
 		return err

@@ -27,7 +27,7 @@ import (
 
 type scheduleOptions struct {
 	*projectOptions
-	dir     string
+	output  string
 	at      string
 	ping    string
 	systemd bool
@@ -64,7 +64,7 @@ func scheduleInstallCommand(dockerCli command.Cli, p *projectOptions) *cobra.Com
 	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (healthchecks.io style): URL/start, URL on success, URL/fail on failure")
 	f.BoolVar(&opts.systemd, "systemd", false, "Install a systemd user timer instead of a crontab entry")
 	f.BoolVar(&opts.noProtect, "no-protect", false, "Do not protect the project's volumes (by default install and every run do: see protect)")
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	addPolicyFlags(f, &opts.policy)
 	return cmd
 }
@@ -110,7 +110,7 @@ func scheduleRunCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	// No default from the environment: help would print the URL.
 	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (default: $"+schedule.PingEnv+", else the one install kept in the backup folder)")
 	f.BoolVar(&opts.protect, "protect", false, "Also protect the project's volumes, new ones included")
@@ -188,7 +188,7 @@ func checkScheduleInstall(opts scheduleOptions) (schedule.Expr, error) {
 // scheduledJob is the command line cron runs, for the project as install loaded it; its backup
 // folder is made ready, with the ping URL kept there.
 func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Project) (schedule.Job, error) {
-	dir, err := filepath.Abs(store.Dir(opts.dir, project.WorkingDir))
+	dir, err := filepath.Abs(store.Dir(opts.output, project.WorkingDir))
 	if err != nil {
 		return schedule.Job{}, err
 	}
@@ -281,7 +281,7 @@ func runScheduleRemove(ctx context.Context, dockerCli command.Cli, opts schedule
 // runScheduled is the job itself. Its stdout and stderr are the log (the entry appends them
 // there).
 func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
-	if opts.dir == "" || !filepath.IsAbs(opts.dir) {
+	if opts.output == "" || !filepath.IsAbs(opts.output) {
 		return cli.StatusError{StatusCode: exitUsage, Status: "schedule run needs -o with the backup folder's absolute path"}
 	}
 	url := opts.ping
@@ -290,11 +290,11 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 	}
 	if url == "" {
 		var err error
-		if url, err = schedule.ReadPing(opts.dir); err != nil {
+		if url, err = schedule.ReadPing(opts.output); err != nil {
 			fmt.Fprintf(dockerCli.Err(), "%s WARNING: %v\n", time.Now().Format(time.RFC3339), err)
 		}
 	}
-	err := schedule.RunJob(ctx, opts.dir, ping.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context, lock *store.Lock) (string, string, error) {
+	err := schedule.RunJob(ctx, opts.output, ping.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context, lock *store.Lock) (string, string, error) {
 		return scheduledWork(ctx, dockerCli, opts, lock)
 	})
 	switch {
@@ -311,7 +311,7 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	if err := checkPolicy(opts.policy); err != nil {
 		return "", "", err
 	}
-	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.dir)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.output)
 	if err != nil {
 		return "", "", err
 	}
