@@ -9,6 +9,7 @@ import (
 	"github.com/docker/cli/cli-plugins/plugin"
 
 	echoplugin "github.com/echo-backup/echo-backup/plugin"
+	"github.com/echo-backup/echo-backup/version"
 )
 
 // memoryLimit keeps the heap near what a backup really holds (zstd windows and I/O buffers, about
@@ -23,7 +24,7 @@ func main() {
 	plugin.Run(echoplugin.NewRootCommand, metadata.Metadata{
 		SchemaVersion:    "0.1.0",
 		Vendor:           "echo-backup",
-		Version:          echoplugin.Version,
+		Version:          version.Version,
 		ShortDescription: "Save, verify and restore an Echo music-server deployment",
 	})
 }

@@ -57,16 +57,16 @@ func DataSources(plan *compose.Plan) []archive.Source {
 	var out []archive.Source
 	seen := map[string]bool{}
 	for _, it := range plan.Items {
-		if !it.Backup || it.Role != compose.RoleData || seen[it.Kind+":"+it.Source] {
+		if !it.Backup || it.Role != compose.RoleData || seen[string(it.Kind)+":"+it.Source] {
 			continue
 		}
-		seen[it.Kind+":"+it.Source] = true
+		seen[string(it.Kind)+":"+it.Source] = true
 		name := sourceName(plan, it)
 		for taken := name; seen["name:"+taken]; taken = name + "-" + it.Service {
 			name = taken + "-" + it.Service
 		}
 		seen["name:"+name] = true
-		out = append(out, archive.Source{Name: name, Kind: it.Kind, Path: it.Source, Target: it.Target,
+		out = append(out, archive.Source{Name: name, Kind: string(it.Kind), Path: it.Source, Target: it.Target,
 			Member: "files/" + name + "/"})
 	}
 	return out
@@ -76,15 +76,15 @@ func DataSources(plan *compose.Plan) []archive.Source {
 // here, and the helper's read fails if it is missing.
 func sourceExists(plan *compose.Plan, src archive.Source) bool {
 	for _, it := range plan.Items {
-		if it.Kind == src.Kind && it.Source == src.Path {
-			return it.Exists || (it.Kind == "bind" && !it.Inspected)
+		if string(it.Kind) == src.Kind && it.Source == src.Path {
+			return it.Exists || (it.Kind == compose.KindBind && !it.Inspected)
 		}
 	}
 	return false
 }
 
 func sourceName(plan *compose.Plan, it compose.Item) string {
-	if it.Kind == "volume" {
+	if it.Kind == compose.KindVolume {
 		return it.Key
 	}
 	if rel, err := filepath.Rel(plan.WorkingDir, it.Source); err == nil && !strings.HasPrefix(rel, "..") && rel != "." {
@@ -178,7 +178,7 @@ func SourceLabel(workDir string, src archive.Source) string {
 // sourceSize is what discovery measured of a source; 0 (a spinner) where it could not.
 func sourceSize(plan *compose.Plan, src archive.Source) int64 {
 	for _, it := range plan.Items {
-		if it.Kind == src.Kind && it.Source == src.Path {
+		if string(it.Kind) == src.Kind && it.Source == src.Path {
 			return it.Size
 		}
 	}

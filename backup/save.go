@@ -1,6 +1,10 @@
+// Package backup runs the steps of save and verify: it reads the project's parts through the
+// compose, postgres and files packages and writes them into one archive in a backup folder
+// (package store), and reads an archive back with the code a restore uses.
 package backup
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +22,8 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/store"
+	"github.com/echo-backup/echo-backup/version"
 )
 
 // SaveOptions say what to save and where.
@@ -28,9 +34,12 @@ type SaveOptions struct {
 	Dir         string
 	Pause       bool
 	Labels      map[string]string
-	ToolVersion string
+	ToolVersion string             // "": version.Version, which is what every caller passes
 	Progress    *progress.Reporter // nil: no progress
 	Warn        func(string)
+	// Lock is Dir's lock when the caller holds it (a restore's safety backup, the nightly
+	// run); without it Save takes the lock for the time of the save.
+	Lock *Lock
 	// From, when set, saves what a restore has just set aside instead of the live data.
 	From *SetAside
 }
@@ -98,11 +107,13 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if err := PrepareDir(o.Dir); err != nil {
 		return nil, err
 	}
-	unlock, err := Lock(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
-	if err != nil {
-		return nil, err
+	if !o.Lock.Holds(o.Dir) {
+		l, err := store.Acquire(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
+		if err != nil {
+			return nil, err
+		}
+		defer l.Unlock()
 	}
-	defer unlock()
 	if o.LocalEngine {
 		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
 	}
@@ -133,7 +144,7 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	created := time.Now().UTC().Truncate(time.Millisecond)
 	path := filepath.Join(o.Dir, FileName(o.Plan.Name, created))
 	w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest,
-		NextPath: nextName(o.Dir, o.Plan.Name, created)})
+		NextPath: store.NextName(o.Dir, o.Plan.Name, created)})
 	if err != nil {
 		return nil, fmt.Errorf("creating backup %s: %w", path, err)
 	}
@@ -207,21 +218,6 @@ func nearlyFull(dir string) bool {
 	return syscall.Statfs(dir, &fs) == nil && int64(fs.Bavail)*fs.Bsize < 1<<20
 }
 
-// maxPerSecond bounds the names tried for one second; far more than saves can take.
-const maxPerSecond = 100
-
-// nextName gives the archive the next numbered name of its second when another save took
-// the one it had; the writer still never overwrites.
-func nextName(dir, project string, created time.Time) func(string) string {
-	return func(taken string) string {
-		n := nameNumber(filepath.Base(taken)) + 1
-		if n > maxPerSecond {
-			return ""
-		}
-		return filepath.Join(dir, numberedName(project, created, n))
-	}
-}
-
 func finish(res *Result, m *archive.Manifest) (*Result, error) {
 	st, err := os.Stat(res.Path)
 	if err != nil {
@@ -236,7 +232,7 @@ func newManifest(o SaveOptions, created time.Time) *archive.Manifest {
 	host, _ := os.Hostname()
 	m := &archive.Manifest{
 		Format:  archive.FormatVersion,
-		Tool:    archive.Tool{Name: "echo-backup", Version: o.ToolVersion},
+		Tool:    archive.Tool{Name: "echo-backup", Version: cmp.Or(o.ToolVersion, version.Version)},
 		Created: created,
 		Host:    host,
 		Project: archive.Project{Name: o.Plan.Name, WorkingDir: o.Plan.WorkingDir, ConfigFiles: o.Plan.ConfigFiles},
@@ -252,21 +248,13 @@ func newManifest(o SaveOptions, created time.Time) *archive.Manifest {
 	return m
 }
 
-// PrepareDir creates the backup folder, private to the user, if it is missing.
-func PrepareDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("creating backup folder: %w", err)
-	}
-	return nil
-}
-
 // reserveFor sizes the manifest's room at the start of the archive: about 200 bytes a member
 // for the folders counted by discovery, and room for volumes, which cannot be counted cheaply.
 func reserveFor(plan *compose.Plan) int64 {
 	n := int64(1 << 20)
 	for _, it := range plan.Items {
 		switch {
-		case it.Backup && it.Kind == "volume" && it.Role == compose.RoleData:
+		case it.Backup && it.Kind == compose.KindVolume && it.Role == compose.RoleData:
 			n += 4 << 20
 		case it.Backup:
 			n += int64(it.Files) * 200

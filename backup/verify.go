@@ -14,6 +14,7 @@ import (
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // VerifyOptions say which archive to check and with which engine.
@@ -63,7 +64,7 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 	res := &VerifyResult{Path: o.Path, Deep: o.Deep}
 	defer func() {
 		// A failure replaces an earlier OK: list must not show a damaged file as verified.
-		_ = recordVerification(o.Path, Verification{At: time.Now().UTC(), Deep: o.Deep, OK: res.OK})
+		_ = store.RecordVerification(o.Path, store.Verification{At: time.Now().UTC(), Deep: o.Deep, OK: res.OK})
 	}()
 	if err := walkAndCheck(ctx, o, m, pg, res); err != nil {
 		return res, fmt.Errorf("verifying %s: %w", o.Path, err)

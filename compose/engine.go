@@ -33,7 +33,9 @@ type Container struct {
 	ImageID string `json:"imageId"`
 }
 
-// Engine is the part of the Docker API that discovery needs.
+// Engine is the whole Docker API client, as the CLI hands it over. Code that needs only a few
+// calls takes a small interface instead (NetworkAPI here, checkpoint.Engine, and the engine
+// package's helpers), so that it can be tested with a stand-in.
 type Engine = client.APIClient
 
 // Connect checks that the engine answers and says which context and host it tried when it does not.
@@ -92,7 +94,7 @@ func containerName(c container.Summary) string {
 
 func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error {
 	switch it.Kind {
-	case "volume":
+	case KindVolume:
 		_, err := api.VolumeInspect(ctx, it.Source, client.VolumeInspectOptions{})
 		if cerrdefs.IsNotFound(err) {
 			return nil
@@ -101,19 +103,19 @@ func (it *Item) inspect(ctx context.Context, api Engine, localEngine bool) error
 			return fmt.Errorf("inspecting volume %q: %w", it.Source, err)
 		}
 		it.Exists, it.Inspected = true, true
-	case "bind", "deployment":
-		if !localEngine && it.Kind == "bind" {
+	case KindBind, KindDeployment:
+		if !localEngine && it.Kind == KindBind {
 			return nil
 		}
 		it.Inspected = true
 		// The engine mounts what a symlinked folder points to; saving and swapping the link
 		// itself would save nothing and replace the link with an empty folder.
-		if real, err := filepath.EvalSymlinks(it.Source); err == nil && it.Kind == "bind" {
+		if real, err := filepath.EvalSymlinks(it.Source); err == nil && it.Kind == KindBind {
 			it.Source = real
 		}
 		if _, err := os.Stat(it.Source); err == nil {
 			it.Exists = true
-			if it.Backup && it.Kind == "bind" {
+			if it.Backup && it.Kind == KindBind {
 				it.Size, it.Files = folderSize(it.Source)
 			}
 		}
@@ -173,8 +175,15 @@ func (plan *Plan) DatabaseContainer() (Container, error) {
 		"start it with `docker compose up -d %s`", plan.Database.Service, plan.Name, plan.Database.Service)}
 }
 
+// NetworkAPI is the part of the engine that lists and removes a project's networks.
+type NetworkAPI interface {
+	NetworkList(ctx context.Context, options client.NetworkListOptions) (client.NetworkListResult, error)
+	NetworkRemove(ctx context.Context, network string, options client.NetworkRemoveOptions) (client.NetworkRemoveResult, error)
+	ContainerList(ctx context.Context, options client.ContainerListOptions) (client.ContainerListResult, error)
+}
+
 // ProjectNetworks are the IDs of the networks compose made for the project.
-func ProjectNetworks(ctx context.Context, api Engine, project string) ([]string, error) {
+func ProjectNetworks(ctx context.Context, api NetworkAPI, project string) ([]string, error) {
 	res, err := api.NetworkList(ctx, client.NetworkListOptions{
 		Filters: make(client.Filters).Add("label", LabelProject+"="+project),
 	})
@@ -190,7 +199,7 @@ func ProjectNetworks(ctx context.Context, api Engine, project string) ([]string,
 
 // RemoveNewNetworks removes the project's networks that are not in before and that no
 // container, running or not, is attached to.
-func RemoveNewNetworks(ctx context.Context, api Engine, project string, before []string) error {
+func RemoveNewNetworks(ctx context.Context, api NetworkAPI, project string, before []string) error {
 	now, err := ProjectNetworks(ctx, api, project)
 	if err != nil {
 		return err

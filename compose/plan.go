@@ -69,10 +69,20 @@ func (s Service) Running() bool {
 	return false
 }
 
+// Kind is what an Item is.
+type Kind string
+
+const (
+	KindBind       Kind = "bind"       // a host folder
+	KindVolume     Kind = "volume"     // a named volume
+	KindDeployment Kind = "deployment" // the compose and env files
+	KindTmpfs      Kind = "tmpfs"
+)
+
 // Item is one thing that holds state: a bind mount, a named volume, or the deployment files.
 type Item struct {
 	Service  string `json:"service,omitempty"`
-	Kind     string `json:"kind"`             // bind, volume, deployment, tmpfs
+	Kind     Kind   `json:"kind"`
 	Source   string `json:"source"`           // host path or real volume name
 	Key      string `json:"key,omitempty"`    // the volume's key in the compose file
 	Target   string `json:"target,omitempty"` // path inside the container
@@ -160,7 +170,7 @@ func (plan *Plan) External(volume string) bool {
 }
 
 func (plan *Plan) addMount(p *types.Project, svc types.ServiceConfig, role Role, m types.ServiceVolumeConfig) {
-	it := Item{Service: svc.Name, Kind: m.Type, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
+	it := Item{Service: svc.Name, Kind: Kind(m.Type), Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly}
 	if m.Type == types.VolumeTypeVolume && m.Source != "" {
 		it.Key = m.Source
 		if v, ok := p.Volumes[m.Source]; ok {
@@ -252,6 +262,6 @@ func envFiles(p *types.Project) []string {
 }
 
 func deploymentItem(p *types.Project, envs []string) Item {
-	return Item{Kind: "deployment", Source: p.WorkingDir, Role: RoleDeployment, Backup: true,
+	return Item{Kind: KindDeployment, Source: p.WorkingDir, Role: RoleDeployment, Backup: true,
 		Reason: fmt.Sprintf("%d compose file(s) and %d env file(s)", len(p.ComposeFiles), len(envs))}
 }

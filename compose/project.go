@@ -1,5 +1,9 @@
-// Package compose finds an Echo deployment's parts: it loads the compose project the way
-// `docker compose` does and asks the engine which of its containers and volumes exist.
+// Package compose is the project: it loads it the way `docker compose` does, decides the role
+// of every service and mount (the Plan: what a backup holds and leaves out, and why), asks the
+// engine which of its containers and volumes exist, and stops, starts and downs its services
+// through compose's SDK (Services). Open builds a command's one Deployment from all that.
+// What runs on the engine below the project (exec, helper containers, their reaping) is
+// package engine; compose forwards those names for older callers.
 package compose
 
 import (

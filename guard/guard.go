@@ -153,3 +153,28 @@ func ProtectByDefault(plan *compose.Plan) (bool, error) {
 	}
 	return false, &compose.UserError{Err: fmt.Errorf("%s.protect in the compose file must be true or false, not %v", SettingKey, m["protect"])}
 }
+
+// Protection is what status says about the guard.
+type Protection struct {
+	Protected   bool       `json:"protected"`
+	Since       *time.Time `json:"since,omitempty"`
+	Sentinel    string     `json:"sentinel,omitempty"`
+	State       string     `json:"state,omitempty"`
+	Volumes     []string   `json:"volumes,omitempty"`
+	Unprotected []string   `json:"unprotected,omitempty"` // data volumes no sentinel holds
+}
+
+// Status says whether the project is protected, by which sentinel, and which of its data
+// volumes no sentinel holds.
+func Status(ctx context.Context, api compose.Engine, plan *compose.Plan) (*Protection, error) {
+	cur, err := Current(ctx, api, plan.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := &Protection{Protected: cur.Running(), Unprotected: Unprotected(plan, cur)}
+	if cur != nil {
+		since := cur.Since
+		p.Since, p.Sentinel, p.State, p.Volumes = &since, cur.Name, cur.State, cur.Volumes
+	}
+	return p, nil
+}

@@ -1,6 +1,6 @@
 // Package hooks registers the plugin's Docker CLI hooks in the docker config file and writes
 // the hint the CLI shows after a command that deletes volumes. The hint reads backup
-// manifests only: the CLI waits for it, and it must never reach the engine.
+// manifests only (package store): the CLI waits for it, and it must never reach the engine.
 package hooks
 
 import (

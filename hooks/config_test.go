@@ -59,7 +59,7 @@ func TestRemoveAll(t *testing.T) {
 func TestHintWithoutBackups(t *testing.T) {
 	t.Setenv("ECHOBACKUP_DIR", "")
 	h := Hint(t.TempDir(), time.Now())
-	if h.Type != 0 || !strings.HasPrefix(h.Template, "WARNING: no echobackup backup in ./backups") {
+	if !strings.HasPrefix(h, "WARNING: no echobackup backup in ./backups") {
 		t.Errorf("hint %+v", h)
 	}
 }

@@ -6,23 +6,23 @@ import (
 	"strings"
 	"time"
 
-	"github.com/docker/cli/cli-plugins/hooks"
 	"github.com/docker/go-units"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/schedule"
+	"github.com/echo-backup/echo-backup/store"
 )
 
-// Hint is the CLI's "What's next" answer after a command that deletes volumes: the newest
-// backup in the folder that save uses from cwd, and the command that restores it.
-func Hint(cwd string, now time.Time) hooks.Response {
+// Hint is the CLI's "What's next" answer after a command that deletes volumes, as the
+// template the CLI reads (cli-plugins/hooks.Response.Template): the newest backup in the
+// folder that save uses from cwd, and the command that restores it.
+func Hint(cwd string, now time.Time) string {
 	// The CLI reads the answer as a template: braces in a path must come out as typed.
-	return hooks.Response{Type: hooks.NextSteps, Template: literal(hintText(cwd, now))}
+	return literal(hintText(cwd, now))
 }
 
 func hintText(cwd string, now time.Time) string {
-	dir := backup.Dir("", cwd)
-	entries, err := backup.List(dir, "")
+	dir := store.Dir("", cwd)
+	entries, err := store.List(dir, "")
 	if err != nil {
 		return "WARNING: echobackup could not read the backup folder: " + err.Error()
 	}
@@ -33,7 +33,7 @@ func hintText(cwd string, now time.Time) string {
 	return lastBackup(cwd, now, entries[0])
 }
 
-func lastBackup(cwd string, now time.Time, e backup.Entry) string {
+func lastBackup(cwd string, now time.Time, e store.Entry) string {
 	path := display(cwd, e.Path)
 	verified := "not verified"
 	if e.Verified != nil && e.Verified.OK {

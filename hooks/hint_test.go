@@ -8,7 +8,7 @@ import (
 	clihooks "github.com/docker/cli/cli-plugins/hooks"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // render runs a hint through the docker CLI's own hook template code, as the CLI does after
@@ -27,7 +27,7 @@ func render(t *testing.T, template string) string {
 func TestHintBraces(t *testing.T) {
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	path := "/mnt/{{nas}}/x}}{{{/echo-20261126T110000Z.tar.zst"
-	text := lastBackup("/srv/echo", now, backup.Entry{Path: path, Project: "echo", Created: now.Add(-time.Hour)})
+	text := lastBackup("/srv/echo", now, store.Entry{Path: path, Project: "echo", Created: now.Add(-time.Hour)})
 	if !strings.Contains(text, "restore '"+path+"'") {
 		t.Fatalf("the restore command does not quote the path: %s", text)
 	}
@@ -44,8 +44,8 @@ func TestHintBraces(t *testing.T) {
 // TestHintNoBackupBraces: the warning names a backup folder with braces as it is.
 func TestHintNoBackupBraces(t *testing.T) {
 	dir := t.TempDir() + "/{{backups}}"
-	t.Setenv(backup.DirEnv, dir)
-	got := render(t, Hint(t.TempDir(), time.Now()).Template)
+	t.Setenv(store.DirEnv, dir)
+	got := render(t, Hint(t.TempDir(), time.Now()))
 	if !strings.Contains(got, "no echobackup backup in "+dir+":") {
 		t.Errorf("the CLI shows %q", got)
 	}

@@ -89,7 +89,7 @@ func (t *Target) occupied(ctx context.Context) ([]string, error) {
 		case full && ofDB:
 			found = append(found, fmt.Sprintf("%s %s of the database", it.Kind, it.Source))
 		case full:
-			found = append(found, it.Kind+" "+it.Source)
+			found = append(found, string(it.Kind)+" "+it.Source)
 		}
 	}
 	return found, nil

@@ -12,8 +12,8 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // addCompletions gives the shell what the docker CLI asks the plugin for (`__complete`): backup
@@ -49,7 +49,7 @@ func completeBackups(dockerCli command.Cli, p *projectOptions) cobra.CompletionF
 			return nil, noFiles
 		}
 		dir, _ := cmd.Flags().GetString("output")
-		entries, err := backup.List(backup.Dir(dir, project.WorkingDir), project.Name)
+		entries, err := store.List(store.Dir(dir, project.WorkingDir), project.Name)
 		if err != nil {
 			return nil, noFiles
 		}
@@ -59,7 +59,7 @@ func completeBackups(dockerCli command.Cli, p *projectOptions) cobra.CompletionF
 
 // backupCandidates are "latest" and the backups' names, newest first, each with what a user
 // picks by: when, how big, pinned or verified.
-func backupCandidates(entries []backup.Entry, toComplete string) []string {
+func backupCandidates(entries []store.Entry, toComplete string) []string {
 	var out []string
 	if len(entries) > 0 && strings.HasPrefix("latest", toComplete) {
 		out = append(out, "latest\tthe newest: "+entries[0].Name)

@@ -7,13 +7,13 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 func TestBackupCandidates(t *testing.T) {
 	created := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	entries := []backup.Entry{
-		{Name: "echo-20261201T100000Z.tar.zst", Created: created, Size: 2 << 20, Verified: &backup.Verification{}},
+	entries := []store.Entry{
+		{Name: "echo-20261201T100000Z.tar.zst", Created: created, Size: 2 << 20, Verified: &store.Verification{}},
 		{Name: "echo-20261130T100000Z.tar.zst", Created: created.Add(-24 * time.Hour), Size: 1000, Pinned: "pre-restore"},
 	}
 	got := backupCandidates(entries, "")

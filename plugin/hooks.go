@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	clihooks "github.com/docker/cli/cli-plugins/hooks"
 	"github.com/docker/cli/cli-plugins/metadata"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -68,7 +69,12 @@ func hookRunCommand(dockerCli command.Cli) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return json.NewEncoder(dockerCli.Out()).Encode(hooks.Hint(cwd, time.Now()))
+			return json.NewEncoder(dockerCli.Out()).Encode(hookAnswer(cwd, time.Now()))
 		},
 	}
+}
+
+// hookAnswer is the CLI's "What's next" response: the hint, as a template.
+func hookAnswer(cwd string, now time.Time) clihooks.Response {
+	return clihooks.Response{Type: clihooks.NextSteps, Template: hooks.Hint(cwd, now)}
 }

@@ -13,13 +13,13 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type listOptions struct {
 	*projectOptions
-	dir    string
+	output string
 	format string
 }
 
@@ -35,7 +35,7 @@ func listCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	return cmd
 }
@@ -49,13 +49,13 @@ func runList(ctx context.Context, dockerCli command.Cli, opts listOptions) error
 	if err != nil {
 		return err
 	}
-	entries, err := backup.List(backup.Dir(opts.dir, project.WorkingDir), project.Name)
+	entries, err := store.List(store.Dir(opts.output, project.WorkingDir), project.Name)
 	if err != nil {
 		return err
 	}
 	if opts.format == formatJSON {
 		if entries == nil {
-			entries = []backup.Entry{}
+			entries = []store.Entry{}
 		}
 		return writeJSON(dockerCli.Out(), entries)
 	}
@@ -63,7 +63,7 @@ func runList(ctx context.Context, dockerCli command.Cli, opts listOptions) error
 	return nil
 }
 
-func printEntries(out io.Writer, entries []backup.Entry) {
+func printEntries(out io.Writer, entries []store.Entry) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tCREATED\tAGE\tSIZE\tTABLES\tROWS\tFILES\tVERIFIED\tPINNED\tLABELS")
 	for _, e := range entries {
@@ -74,7 +74,7 @@ func printEntries(out io.Writer, entries []backup.Entry) {
 	w.Flush()
 }
 
-func verifiedText(v *backup.Verification) string {
+func verifiedText(v *store.Verification) string {
 	switch {
 	case v == nil || !v.OK:
 		return "no"
@@ -89,7 +89,7 @@ func verifiedText(v *backup.Verification) string {
 func labelsText(labels map[string]string) string {
 	var out []string
 	for k, v := range labels {
-		if k != backup.LabelPinned {
+		if k != store.LabelPinned {
 			out = append(out, k+"="+v)
 		}
 	}

@@ -11,13 +11,13 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type pinOptions struct {
 	*projectOptions
-	dir    string
+	output string
 	reason string
 }
 
@@ -31,8 +31,8 @@ func pinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 			return userError(runPin(cmd.Context(), dockerCli, opts, args[0], true))
 		},
 	}
-	cmd.Flags().StringVarP(&opts.dir, "output", "o", "", "Backup folder")
-	cmd.Flags().StringVar(&opts.reason, "reason", "", `Why it is kept, shown by prune (default "`+backup.PinnedByHand+`")`)
+	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "Backup folder")
+	cmd.Flags().StringVar(&opts.reason, "reason", "", `Why it is kept, shown by prune (default "`+store.PinnedByHand+`")`)
 	return cmd
 }
 
@@ -46,16 +46,16 @@ func unpinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 			return userError(runPin(cmd.Context(), dockerCli, opts, args[0], false))
 		},
 	}
-	cmd.Flags().StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	return cmd
 }
 
 func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg string, pin bool) error {
-	path, err := resolveBackupArg(ctx, dockerCli, opts.projectOptions, opts.dir, arg)
+	path, err := resolveBackupArg(ctx, dockerCli, opts.projectOptions, opts.output, arg)
 	if err != nil {
 		return err
 	}
-	e, err := setPin(ctx, dockerCli, path, opts.reason, pin)
+	e, err := store.SetPin(ctx, path, opts.reason, pin, waitingFor(dockerCli, filepath.Dir(path)))
 	if errors.Is(err, os.ErrNotExist) {
 		return &compose.UserError{Err: fmt.Errorf("no backup %s", path)}
 	}
@@ -70,33 +70,6 @@ func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg str
 	return err
 }
 
-// setPin pins or unpins under the folder's lock: a prune between its listing and its removals
-// would otherwise delete the archive together with the new record, after "pinned" was printed.
-// The archive is looked for once the lock is held, since a prune may have removed it meanwhile.
-func setPin(ctx context.Context, dockerCli command.Cli, path, reason string, pin bool) (*backup.Entry, error) {
-	// Taking the lock creates the folder: a mistyped path must not.
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	unlock, err := lockBackups(ctx, dockerCli, filepath.Dir(path))
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	if _, err := os.Stat(path); err != nil {
-		return nil, err
-	}
-	if pin {
-		err = backup.Pin(path, reason)
-	} else {
-		err = backup.Unpin(path)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return backup.Inspect(path)
-}
-
 // resolveBackupArg turns a path, a name from list or prune, or "latest" into an archive's path. A
 // path that exists is taken as it is, without loading the project.
 func resolveBackupArg(ctx context.Context, dockerCli command.Cli, p *projectOptions, dir, arg string) (string, error) {
@@ -107,11 +80,11 @@ func resolveBackupArg(ctx context.Context, dockerCli command.Cli, p *projectOpti
 	if err != nil {
 		return "", err
 	}
-	dir = backup.Dir(dir, project.WorkingDir)
+	dir = store.Dir(dir, project.WorkingDir)
 	if arg != "latest" && !strings.ContainsRune(arg, os.PathSeparator) {
 		return filepath.Join(dir, arg), nil
 	}
-	path, err := backup.Resolve(arg, dir, project.Name, false)
+	path, err := store.Resolve(arg, dir, project.Name, false)
 	if err != nil {
 		return "", &compose.UserError{Err: err}
 	}

@@ -71,8 +71,14 @@ func composeEvents(ctx context.Context, dockerCli command.Cli) api.EventProcesso
 // logTo is where a restore says what it does: the reporter, or without one the timed lines
 // restore has always printed (with --format json only the warnings).
 func logTo(rep *progress.Reporter, dockerCli command.Cli, format string) func(string) {
+	log, _ := restoreLogs(rep, dockerCli, format)
+	return log
+}
+
+// restoreLogs are logTo and the warnings beside it (restore.Options.Log and Warn).
+func restoreLogs(rep *progress.Reporter, dockerCli command.Cli, format string) (log, warn func(string)) {
 	if rep != nil {
-		return rep.Log
+		return rep.Log, rep.Warn
 	}
 	return logger(dockerCli, format)
 }

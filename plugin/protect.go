@@ -10,9 +10,10 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/checkpoint"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // pinnedPreUnprotect marks the backup unprotect takes: the volumes can be removed from then on.
@@ -112,7 +113,7 @@ func unprotectCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+backup.DirEnv+", else ./backups in the project folder)")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+store.DirEnv+", else ./backups in the project folder)")
 	f.BoolVar(&opts.noBackup, "no-backup", false, "Do not take a backup first")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	return cmd
@@ -128,39 +129,26 @@ func runUnprotect(ctx context.Context, dockerCli command.Cli, opts unprotectOpti
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.output)
 	if err != nil {
 		return err
 	}
-	out := unprotectJSON{Project: plan.Name, Removed: []guard.Sentinel{}}
-	cur, err := guard.Current(ctx, api, plan.Name)
+	plan := d.Plan
+	co := checkpointOptions(ctx, dockerCli, d, map[string]string{store.LabelPinned: pinnedPreUnprotect})
+	res, err := checkpoint.Unprotect(ctx, co, d.Services, opts.noBackup)
 	if err != nil {
 		return err
-	}
-	if cur != nil && !opts.noBackup {
-		// The app keeps running: unprotect removes nothing itself.
-		res, err := saveStartingDatabase(ctx, dockerCli, plan, api, preDelete{output: opts.output, pin: pinnedPreUnprotect})
-		if err != nil {
-			return fmt.Errorf("unprotecting project %q: still protected, as the backup before failed "+
-				"(--no-backup goes on without one): %w", plan.Name, err)
-		}
-		out.Backup = res.Path
-	}
-	if cur != nil {
-		if out.Removed, err = guard.Release(ctx, api, plan.Name); err != nil {
-			return fmt.Errorf("unprotecting project %q: %w", plan.Name, err)
-		}
 	}
 	if opts.format == formatJSON {
-		return writeJSON(dockerCli.Out(), out)
+		return writeJSON(dockerCli.Out(), unprotectJSON{Project: plan.Name, Removed: res.Removed, Backup: res.Backup})
 	}
-	if cur == nil {
+	if res.Was == nil {
 		_, err := fmt.Fprintf(dockerCli.Out(), "Project %s is not protected: nothing to do\n", plan.Name)
 		return err
 	}
-	fmt.Fprintf(dockerCli.Out(), "Project %s is no longer protected: docker can remove %s again\n", plan.Name, strings.Join(cur.Volumes, ", "))
-	if out.Backup != "" {
-		fmt.Fprintf(dockerCli.Out(), "Its state just before is saved and verified in %s\n", out.Backup)
+	fmt.Fprintf(dockerCli.Out(), "Project %s is no longer protected: docker can remove %s again\n", plan.Name, strings.Join(res.Was.Volumes, ", "))
+	if res.Backup != "" {
+		fmt.Fprintf(dockerCli.Out(), "Its state just before is saved and verified in %s\n", res.Backup)
 	}
 	return nil
 }
@@ -169,53 +157,7 @@ func localTime(t time.Time) string {
 	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
 
-// protection is what status says about the guard.
-type protection struct {
-	Protected   bool       `json:"protected"`
-	Since       *time.Time `json:"since,omitempty"`
-	Sentinel    string     `json:"sentinel,omitempty"`
-	State       string     `json:"state,omitempty"`
-	Volumes     []string   `json:"volumes,omitempty"`
-	Unprotected []string   `json:"unprotected,omitempty"` // data volumes no sentinel holds
-}
-
-// lastVerified is the newest backup of the project whose last verification passed.
-type lastVerified struct {
-	Path       string    `json:"path"`
-	Created    time.Time `json:"created"`
-	VerifiedAt time.Time `json:"verifiedAt"`
-	Deep       bool      `json:"deep"`
-}
-
-func protectionStatus(ctx context.Context, api compose.Engine, plan *compose.Plan) (*protection, error) {
-	cur, err := guard.Current(ctx, api, plan.Name)
-	if err != nil {
-		return nil, err
-	}
-	p := &protection{Protected: cur.Running(), Unprotected: guard.Unprotected(plan, cur)}
-	if cur != nil {
-		since := cur.Since
-		p.Since, p.Sentinel, p.State, p.Volumes = &since, cur.Name, cur.State, cur.Volumes
-	}
-	return p, nil
-}
-
-// lastVerifiedBackup is nil when there is none, or the folder cannot be read: status reports
-// and does not fail on it.
-func lastVerifiedBackup(plan *compose.Plan) *lastVerified {
-	entries, err := backup.List(backup.Dir("", plan.WorkingDir), plan.Name)
-	if err != nil {
-		return nil
-	}
-	for _, e := range entries {
-		if e.Verified != nil && e.Verified.OK {
-			return &lastVerified{Path: e.Path, Created: e.Created, VerifiedAt: e.Verified.At, Deep: e.Verified.Deep}
-		}
-	}
-	return nil
-}
-
-func printProtection(out io.Writer, plan *compose.Plan, p *protection, last *lastVerified) {
+func printProtection(out io.Writer, plan *compose.Plan, p *guard.Protection, last *store.LastVerified) {
 	switch {
 	case p.Protected:
 		fmt.Fprintf(out, "\nProtected: yes, since %s (container %s holds %s)\n", localTime(*p.Since), p.Sentinel, strings.Join(p.Volumes, ", "))
@@ -228,7 +170,7 @@ func printProtection(out io.Writer, plan *compose.Plan, p *protection, last *las
 		fmt.Fprintf(out, "WARNING: not protected yet: %s (run `docker echobackup protect` again)\n", strings.Join(p.Unprotected, ", "))
 	}
 	if last == nil {
-		fmt.Fprintf(out, "Last verified backup: none in %s\n", backup.Dir("", plan.WorkingDir))
+		fmt.Fprintf(out, "Last verified backup: none in %s\n", store.Dir("", plan.WorkingDir))
 		return
 	}
 	fmt.Fprintf(out, "Last verified backup: %s (taken %s, verified %s)\n", last.Path, localTime(last.Created), localTime(last.VerifiedAt))

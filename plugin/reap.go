@@ -9,6 +9,7 @@ import (
 	"github.com/docker/go-units"
 
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 )
 
 // oldHelper is the age at which a helper we may not remove is worth a warning: no command
@@ -19,7 +20,7 @@ const oldHelper = 24 * time.Hour
 // the command at hand starts its own. Every command that talks to the engine about a project
 // passes here (loadPlanAPI). Housekeeping: a failure is told, never fatal.
 func reapHelpers(ctx context.Context, dockerCli command.Cli, api compose.Engine, project string) {
-	res, err := compose.ReapHelpers(ctx, api, project)
+	res, err := engine.ReapHelpers(ctx, api, project)
 	if err != nil {
 		fmt.Fprintf(dockerCli.Err(), "WARNING: %v\n", err)
 		return

@@ -81,13 +81,14 @@ func runResume(ctx context.Context, dockerCli command.Cli, opts restoreOptions) 
 		return err
 	}
 	dir := backup.Dir(opts.dir, plan.WorkingDir)
-	unlock, err := lockBackups(ctx, dockerCli, dir)
+	lock, err := lockBackups(ctx, dockerCli, dir)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	res, err := restore.Resume(ctx, restore.Options{Plan: plan, API: api, Services: services, Dir: dir,
-		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Log: logger(dockerCli, opts.format)})
+	defer lock.Unlock()
+	log, warn := logger(dockerCli, opts.format)
+	res, err := restore.Resume(ctx, restore.Options{Plan: plan, API: api, Services: services, Dir: dir, Lock: lock,
+		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Log: log, Warn: warn})
 	if err != nil {
 		return err
 	}
@@ -132,7 +133,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	if !opts.dryRun {
 		ro.Progress = reporter(ctx, opts.format == formatJSON)
 	}
-	ro.Log = logTo(ro.Progress, dockerCli, opts.format)
+	ro.Log, ro.Warn = restoreLogs(ro.Progress, dockerCli, opts.format)
 	fromStdin := arg == stdStream
 	if fromStdin {
 		path, done, err := spoolStdin(ctx, dockerCli, ro.Dir, opts.yes || opts.dryRun)
@@ -144,11 +145,10 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	}
 	if !opts.dryRun {
 		// Taken before latest is resolved, so a prune cannot remove the backup on the way.
-		unlock, err := lockBackups(ctx, dockerCli, ro.Dir)
-		if err != nil {
+		if ro.Lock, err = lockBackups(ctx, dockerCli, ro.Dir); err != nil {
 			return err
 		}
-		defer unlock()
+		defer ro.Lock.Unlock()
 	}
 	if err := restoreInput(&ro, arg, plan); err != nil {
 		return err
@@ -211,14 +211,17 @@ func confirmer(dockerCli command.Cli) func(string) (bool, error) {
 }
 
 // logger prints progress lines on stderr with the time since the start, so a user sees
-// where a long restore spends it.
-func logger(dockerCli command.Cli, format string) func(string) {
+// where a long restore spends it; with --format json only the warnings (warn, and the lines
+// of older callers that carry the prefix).
+func logger(dockerCli command.Cli, format string) (log, warn func(string)) {
 	start := time.Now()
-	return func(msg string) {
+	line := func(msg string) { fmt.Fprintf(dockerCli.Err(), "[%5.1fs] %s\n", time.Since(start).Seconds(), msg) }
+	log = func(msg string) {
 		if format != formatJSON || strings.HasPrefix(msg, "WARNING") {
-			fmt.Fprintf(dockerCli.Err(), "[%5.1fs] %s\n", time.Since(start).Seconds(), msg)
+			line(msg)
 		}
 	}
+	return log, func(msg string) { line("WARNING: " + strings.TrimPrefix(msg, "WARNING: ")) }
 }
 
 // confirmStarting calls start once the user said yes.

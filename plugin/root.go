@@ -1,5 +1,7 @@
-// Package plugin holds the cobra commands of `docker echobackup`: each declares its flags and
-// hands an options struct to the domain packages.
+// Package plugin holds the cobra commands of `docker echobackup`: each declares its flags,
+// opens the command's one compose.Deployment, makes one call into a domain package
+// (checkpoint, prune, schedule, shellguard, guard, backup, restore, store) and prints. It
+// owns the backup folder's lock when the command takes it, and passes it down.
 package plugin
 
 import (
@@ -14,13 +16,15 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/store"
+	"github.com/echo-backup/echo-backup/version"
 )
 
-// Version is set at build time with -ldflags "-X github.com/echo-backup/echo-backup/plugin.Version=…".
-var Version = "0.1.0-dev"
+// Version is version.Version (set at build time there), under the name the commands on other
+// branches still pass as ToolVersion.
+var Version = version.Version
 
 // NewRootCommand builds `docker echobackup` and its subcommands.
 func NewRootCommand(dockerCli command.Cli) *cobra.Command {
@@ -48,7 +52,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 	}
 	opts.addFlags(cmd)
 	// What the backup folder's lock sweeps away goes to stderr, whichever command took it.
-	backup.Swept = func(msg string) { fmt.Fprintln(dockerCli.Err(), msg) }
+	store.Swept = func(msg string) { fmt.Fprintln(dockerCli.Err(), msg) }
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
 		return cli.StatusError{StatusCode: exitUsage, Status: err.Error()}
 	})

@@ -80,11 +80,11 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 		journalDir = backup.Dir("", plan.WorkingDir)
 	}
 	// Held before the journal is read (the save takes it again): a running restore holds it.
-	unlock, err := lockBackups(ctx, dockerCli, journalDir)
+	lock, err := lockBackups(ctx, dockerCli, journalDir)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer lock.Unlock()
 	if err := noteInterruptedRestore(dockerCli, plan, journalDir, "save"); err != nil {
 		return err
 	}
@@ -100,7 +100,7 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
 		Dir: dir, Pause: opts.pause,
-		ToolVersion: Version, Progress: rep, Warn: warner(dockerCli, rep),
+		ToolVersion: Version, Progress: rep, Warn: warner(dockerCli, rep), Lock: lock,
 	})
 	rep.Done(err == nil)
 	if err != nil {
@@ -115,11 +115,11 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	if err := printSaved(dockerCli.Out(), res, opts); err != nil || !opts.prune {
 		return err
 	}
-	pruned, err := pruneBackups(ctx, dockerCli, filepath.Dir(res.Path), plan.Name, plan.WorkingDir, opts.policy, false)
+	pruned, err := pruneBackups(ctx, dockerCli, lock, filepath.Dir(res.Path), plan.Name, plan.WorkingDir, opts.policy, false)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(dockerCli.Err(), pruned.summary())
+	fmt.Fprintln(dockerCli.Err(), pruned.Summary())
 	return nil
 }
 

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
@@ -18,20 +16,18 @@ import (
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/checkpoint"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
+	"github.com/echo-backup/echo-backup/ping"
 	"github.com/echo-backup/echo-backup/retention"
 	"github.com/echo-backup/echo-backup/schedule"
+	"github.com/echo-backup/echo-backup/store"
 )
-
-// pingEnv gives a run the ping URL in place of the one install kept in the backup folder (and
-// is how entries from before that carried it).
-const pingEnv = "ECHOBACKUP_PING_URL"
 
 type scheduleOptions struct {
 	*projectOptions
-	dir     string
+	output  string
 	at      string
 	ping    string
 	systemd bool
@@ -68,7 +64,7 @@ func scheduleInstallCommand(dockerCli command.Cli, p *projectOptions) *cobra.Com
 	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (healthchecks.io style): URL/start, URL on success, URL/fail on failure")
 	f.BoolVar(&opts.systemd, "systemd", false, "Install a systemd user timer instead of a crontab entry")
 	f.BoolVar(&opts.noProtect, "no-protect", false, "Do not protect the project's volumes (by default install and every run do: see protect)")
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	addPolicyFlags(f, &opts.policy)
 	return cmd
 }
@@ -114,27 +110,18 @@ func scheduleRunCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
 	// No default from the environment: help would print the URL.
-	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (default: $"+pingEnv+", else the one install kept in the backup folder)")
+	f.StringVar(&opts.ping, "ping", "", "Dead-man's switch URL (default: $"+schedule.PingEnv+", else the one install kept in the backup folder)")
 	f.BoolVar(&opts.protect, "protect", false, "Also protect the project's volumes, new ones included")
 	addPolicyFlags(f, &opts.policy)
 	return cmd
 }
 
 func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
-	expr, err := schedule.ParseAt(opts.at)
+	expr, err := checkScheduleInstall(opts)
 	if err != nil {
-		return cli.StatusError{StatusCode: exitUsage, Status: "--at: " + err.Error()}
-	}
-	if _, err := schedule.OnCalendar(expr); opts.systemd && err != nil {
-		return cli.StatusError{StatusCode: exitUsage, Status: "--at: " + err.Error()}
-	}
-	if err := checkPolicy(opts.policy); err != nil {
 		return err
-	}
-	if opts.ping != "" && !strings.HasPrefix(opts.ping, "http://") && !strings.HasPrefix(opts.ping, "https://") {
-		return cli.StatusError{StatusCode: exitUsage, Status: "--ping must be an http:// or https:// URL"}
 	}
 	project, err := compose.Load(ctx, dockerCli, opts.ProjectOptions)
 	if err != nil {
@@ -144,17 +131,7 @@ func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts schedul
 	if _, err := compose.NewPlan(project, opts.dbService); err != nil {
 		return err
 	}
-	dir, err := filepath.Abs(backup.Dir(opts.dir, project.WorkingDir))
-	if err != nil {
-		return err
-	}
-	if err := backup.PrepareDir(dir); err != nil {
-		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
-	}
-	job, err := scheduledJob(dockerCli, opts, project, dir)
-	if err == nil {
-		err = schedule.Prepare(dir, opts.ping)
-	}
+	job, err := scheduledJob(dockerCli, opts, project)
 	if err != nil {
 		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 	}
@@ -165,45 +142,60 @@ func runScheduleInstall(ctx context.Context, dockerCli command.Cli, opts schedul
 		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
 	}
 	defer fmt.Fprintln(dockerCli.Out(), protected)
-	if opts.systemd {
-		return installTimer(ctx, dockerCli.Out(), expr, job)
-	}
-	// One schedule per project: a timer from an earlier install --systemd goes.
-	if _, err := schedule.RemoveTimer(ctx, project.Name, project.WorkingDir); err != nil {
-		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
-	}
-	line, err := schedule.Line(expr, job)
-	if err != nil {
-		return err
-	}
-	text, _, err := schedule.ReadCrontab(ctx)
+	res, err := schedule.Install(ctx, schedule.InstallOptions{Expr: expr, Job: job, Systemd: opts.systemd,
+		Warn: func(msg string) { fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", msg) }})
 	if errors.Is(err, schedule.ErrNoCrontab) {
 		return &compose.UserError{Err: err}
 	}
 	if err != nil {
-		return fmt.Errorf("scheduling project %q: %w", project.Name, err)
+		return err
 	}
-	old, replaced := schedule.Find(text, project.Name, project.WorkingDir)
-	if updated := schedule.Put(text, project.Name, project.WorkingDir, line); updated != text {
-		if err := schedule.WriteCrontab(ctx, updated); err != nil {
-			return fmt.Errorf("scheduling project %q: %w", project.Name, err)
-		}
+	out := dockerCli.Out()
+	if res.Kind == schedule.Systemd {
+		fmt.Fprintf(out, "Scheduled project %s with the systemd user timer %s: %s (next run %s)\nLog: %s\n",
+			job.Project, res.Unit, expr, schedule.NextText(expr), job.Log)
+		return nil
 	}
-	if replaced && old.Dir != "" && old.Dir != dir {
-		forgetPing(dockerCli.Err(), old.Dir)
+	fmt.Fprintf(out, "Scheduled project %s in your crontab: %s (next run %s)\nLog: %s\n",
+		project.Name, expr, schedule.NextText(expr), job.Log)
+	for _, o := range res.Others {
+		fmt.Fprintf(out, "Project %s in %s has its own entry, which stays: %s\n", o.Project, o.Folder, o.Expr)
 	}
-	fmt.Fprintf(dockerCli.Out(), "Scheduled project %s in your crontab: %s (next run %s)\nLog: %s\n",
-		project.Name, expr, nextText(expr), job.Log)
-	printOthers(dockerCli.Out(), schedule.Others(text, project.Name, project.WorkingDir))
-	if !cronRunning() {
+	if !schedule.CronRunning() {
 		fmt.Fprintln(dockerCli.Err(), "WARNING: no cron daemon runs on this machine: the entry will not run until one does")
 	}
 	return nil
 }
 
-// scheduledJob is the command line cron runs, for the project as install loaded it.
-func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Project, dir string) (schedule.Job, error) {
-	docker, err := dockerPath()
+// checkScheduleInstall reads --at and checks the other flags before anything is loaded.
+func checkScheduleInstall(opts scheduleOptions) (schedule.Expr, error) {
+	expr, err := schedule.ParseAt(opts.at)
+	if err != nil {
+		return expr, cli.StatusError{StatusCode: exitUsage, Status: "--at: " + err.Error()}
+	}
+	if _, err := schedule.OnCalendar(expr); opts.systemd && err != nil {
+		return expr, cli.StatusError{StatusCode: exitUsage, Status: "--at: " + err.Error()}
+	}
+	if err := checkPolicy(opts.policy); err != nil {
+		return expr, err
+	}
+	if opts.ping != "" && !strings.HasPrefix(opts.ping, "http://") && !strings.HasPrefix(opts.ping, "https://") {
+		return expr, cli.StatusError{StatusCode: exitUsage, Status: "--ping must be an http:// or https:// URL"}
+	}
+	return expr, nil
+}
+
+// scheduledJob is the command line cron runs, for the project as install loaded it; its backup
+// folder is made ready, with the ping URL kept there.
+func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Project) (schedule.Job, error) {
+	dir, err := filepath.Abs(store.Dir(opts.output, project.WorkingDir))
+	if err != nil {
+		return schedule.Job{}, err
+	}
+	if err := store.PrepareDir(dir); err != nil {
+		return schedule.Job{}, err
+	}
+	docker, err := schedule.DockerPath()
 	if err != nil {
 		return schedule.Job{}, err
 	}
@@ -214,74 +206,10 @@ func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Pr
 		return schedule.Job{}, err
 	}
 	if opts.ping != "" {
-		job.Ping = schedule.Redact(opts.ping)
+		job.Ping = ping.Redact(opts.ping)
 	}
-	return job, nil
+	return job, schedule.Prepare(dir, opts.ping)
 }
-
-// nextText is when the entry runs next, for install's output.
-func nextText(expr schedule.Expr) string {
-	next := expr.Next(time.Now())
-	if next.IsZero() {
-		return "never: no such date within five years"
-	}
-	return next.Format("2006-01-02 15:04 MST")
-}
-
-// printOthers says which projects of the same name in other folders keep their own entries.
-func printOthers(out io.Writer, others []schedule.Entry) {
-	for _, o := range others {
-		fmt.Fprintf(out, "Project %s in %s has its own entry, which stays: %s\n", o.Project, o.Folder, o.Expr)
-	}
-}
-
-// forgetPing removes the ping URL that install kept in a backup folder no entry uses now.
-func forgetPing(errOut io.Writer, dir string) {
-	if err := schedule.SavePing(dir, ""); err != nil {
-		fmt.Fprintf(errOut, "WARNING: %v\n", err)
-	}
-}
-
-// dockerPath is the docker CLI by absolute path: the one in PATH, else the one running us.
-func dockerPath() (string, error) {
-	if p, err := exec.LookPath("docker"); err == nil {
-		return filepath.Abs(p)
-	}
-	if p, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", os.Getppid())); err == nil && filepath.Base(p) == "docker" {
-		return p, nil
-	}
-	return "", errors.New("cannot find the docker CLI in PATH")
-}
-
-// cronRunning looks for a cron daemon among the processes; false where /proc cannot tell.
-func cronRunning() bool {
-	comms, _ := filepath.Glob("/proc/[0-9]*/comm")
-	for _, c := range comms {
-		b, err := os.ReadFile(c)
-		if name := strings.TrimSpace(string(b)); err == nil && (name == "cron" || name == "crond") {
-			return true
-		}
-	}
-	return false
-}
-
-// scheduleStatus is what status shows.
-type scheduleStatus struct {
-	Project    string        `json:"project"`
-	Installed  bool          `json:"installed"`
-	Kind       string        `json:"kind,omitempty"` // crontab or systemd
-	Schedule   string        `json:"schedule,omitempty"`
-	Command    string        `json:"command,omitempty"`
-	Ping       string        `json:"ping,omitempty"`
-	NextRun    *time.Time    `json:"nextRun,omitempty"`
-	CronDaemon bool          `json:"cronDaemon"`
-	Dir        string        `json:"dir"`
-	Log        string        `json:"log"`
-	LastRun    *schedule.Run `json:"lastRun,omitempty"`
-	LastBackup *backup.Entry `json:"lastBackup,omitempty"`
-}
-
-var pingInCommand = regexp.MustCompile(pingEnv + `=('[^']*'|\S+)`)
 
 func runScheduleStatus(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
 	if err := checkFormat(opts.format); err != nil {
@@ -291,24 +219,9 @@ func runScheduleStatus(ctx context.Context, dockerCli command.Cli, opts schedule
 	if err != nil {
 		return err
 	}
-	st := scheduleStatus{Project: project.Name, Dir: backup.Dir("", project.WorkingDir), CronDaemon: cronRunning()}
-	entry, kind, err := findSchedule(ctx, project.Name, project.WorkingDir)
+	st, err := schedule.ReadStatus(ctx, project.Name, project.WorkingDir, store.Dir("", project.WorkingDir))
 	if err != nil {
 		return err
-	}
-	if entry != nil {
-		st.Installed, st.Kind, st.Dir, st.Schedule = true, kind, entry.Dir, entry.Expr.String()
-		st.Command = pingInCommand.ReplaceAllString(entry.Command, pingEnv+"=(hidden)")
-		if next := entry.Expr.Next(time.Now()); !next.IsZero() {
-			st.NextRun = &next
-		}
-	}
-	st.Log = schedule.LogPath(st.Dir)
-	if st.LastRun, err = schedule.ReadLast(st.Dir); err != nil {
-		return err
-	}
-	if entries, err := backup.List(st.Dir, project.Name); err == nil && len(entries) > 0 {
-		st.LastBackup = &entries[0]
 	}
 	if opts.format == formatJSON {
 		return writeJSON(dockerCli.Out(), st)
@@ -317,22 +230,7 @@ func runScheduleStatus(ctx context.Context, dockerCli command.Cli, opts schedule
 	return nil
 }
 
-// findSchedule looks in the crontab, then among the systemd user units.
-func findSchedule(ctx context.Context, project, folder string) (*schedule.Entry, string, error) {
-	text, _, err := schedule.ReadCrontab(ctx)
-	if err != nil && !errors.Is(err, schedule.ErrNoCrontab) {
-		return nil, "", err
-	}
-	if e, ok := schedule.Find(text, project, folder); ok {
-		return &e, "crontab", nil
-	}
-	if e, ok := schedule.FindTimer(project, folder); ok {
-		return &e, "systemd", nil
-	}
-	return nil, "", nil
-}
-
-func printScheduleStatus(out io.Writer, st scheduleStatus) {
+func printScheduleStatus(out io.Writer, st *schedule.Status) {
 	fmt.Fprintf(out, "Project:      %s\n", st.Project)
 	if !st.Installed {
 		fmt.Fprintf(out, "Schedule:     none (docker echobackup schedule install --at 03:00)\n")
@@ -341,7 +239,7 @@ func printScheduleStatus(out io.Writer, st scheduleStatus) {
 		if st.NextRun != nil {
 			fmt.Fprintf(out, "Next run:     %s (in %s)\n", st.NextRun.Format("2006-01-02 15:04 MST"), units.HumanDuration(time.Until(*st.NextRun)))
 		}
-		if st.Kind == "crontab" && !st.CronDaemon {
+		if st.Kind == schedule.Crontab && !st.CronDaemon {
 			fmt.Fprintf(out, "Cron daemon:  NOT RUNNING: the entry does not run\n")
 		}
 		fmt.Fprintf(out, "Command:      %s\n", st.Command)
@@ -367,30 +265,10 @@ func runScheduleRemove(ctx context.Context, dockerCli command.Cli, opts schedule
 	if err != nil {
 		return err
 	}
-	name, folder := project.Name, project.WorkingDir
-	var removed []schedule.Entry
-	text, _, err := schedule.ReadCrontab(ctx)
-	switch {
-	case errors.Is(err, schedule.ErrNoCrontab):
-	case err != nil:
-		return fmt.Errorf("removing the schedule of project %q: %w", name, err)
-	default:
-		if e, found := schedule.Find(text, name, folder); found {
-			updated, _ := schedule.Delete(text, name, folder)
-			if err := schedule.WriteCrontab(ctx, updated); err != nil {
-				return fmt.Errorf("removing the schedule of project %q: %w", name, err)
-			}
-			removed = append(removed, e)
-		}
-	}
-	if e, found := schedule.FindTimer(name, folder); found {
-		if _, err := schedule.RemoveTimer(ctx, name, folder); err != nil {
-			return fmt.Errorf("removing the schedule of project %q: %w", name, err)
-		}
-		removed = append(removed, e)
-	}
-	for _, e := range removed {
-		forgetPing(dockerCli.Err(), e.Dir)
+	removed, err := schedule.Remove(ctx, project.Name, project.WorkingDir,
+		func(msg string) { fmt.Fprintf(dockerCli.Err(), "WARNING: %s\n", msg) })
+	if err != nil {
+		return err
 	}
 	if len(removed) == 0 {
 		fmt.Fprintf(dockerCli.Out(), "No schedule for project %s\n", project.Name)
@@ -400,42 +278,24 @@ func runScheduleRemove(ctx context.Context, dockerCli command.Cli, opts schedule
 	return nil
 }
 
-func installTimer(ctx context.Context, out io.Writer, expr schedule.Expr, job schedule.Job) error {
-	unit, err := schedule.InstallTimer(ctx, expr, job)
-	if err != nil {
-		return fmt.Errorf("scheduling project %q: %w", job.Project, err)
-	}
-	// One schedule per project: a crontab entry from an earlier install goes.
-	if text, _, err := schedule.ReadCrontab(ctx); err == nil {
-		if updated, found := schedule.Delete(text, job.Project, job.Folder); found {
-			if err := schedule.WriteCrontab(ctx, updated); err != nil {
-				return fmt.Errorf("scheduling project %q: %w", job.Project, err)
-			}
-		}
-	}
-	fmt.Fprintf(out, "Scheduled project %s with the systemd user timer %s: %s (next run %s)\nLog: %s\n",
-		job.Project, unit, expr, nextText(expr), job.Log)
-	return nil
-}
-
 // runScheduled is the job itself. Its stdout and stderr are the log (the entry appends them
 // there).
 func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) error {
-	if opts.dir == "" || !filepath.IsAbs(opts.dir) {
+	if opts.output == "" || !filepath.IsAbs(opts.output) {
 		return cli.StatusError{StatusCode: exitUsage, Status: "schedule run needs -o with the backup folder's absolute path"}
 	}
 	url := opts.ping
 	if url == "" {
-		url = os.Getenv(pingEnv)
+		url = os.Getenv(schedule.PingEnv)
 	}
 	if url == "" {
 		var err error
-		if url, err = schedule.ReadPing(opts.dir); err != nil {
+		if url, err = schedule.ReadPing(opts.output); err != nil {
 			fmt.Fprintf(dockerCli.Err(), "%s WARNING: %v\n", time.Now().Format(time.RFC3339), err)
 		}
 	}
-	err := schedule.RunJob(ctx, opts.dir, schedule.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context) (string, string, error) {
-		return scheduledWork(ctx, dockerCli, opts)
+	err := schedule.RunJob(ctx, opts.output, ping.Ping{URL: url}, dockerCli.Err(), func(ctx context.Context, lock *store.Lock) (string, string, error) {
+		return scheduledWork(ctx, dockerCli, opts, lock)
 	})
 	switch {
 	case errors.Is(err, schedule.ErrSkipped):
@@ -446,51 +306,18 @@ func runScheduled(ctx context.Context, dockerCli command.Cli, opts scheduleOptio
 	return nil
 }
 
-func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions) (summary, path string, err error) {
+// scheduledWork is checkpoint.RunNightly, under the lock RunJob took.
+func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOptions, lock *store.Lock) (summary, path string, err error) {
 	if err := checkPolicy(opts.policy); err != nil {
 		return "", "", err
 	}
-	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.output)
 	if err != nil {
 		return "", "", err
 	}
-	res, err := saveVerified(ctx, dockerCli, plan, api, opts.dir, nil)
-	// The protection does not wait on the backup: volumes added since the last run are held
-	// from now on, whether this save worked or not.
-	protected, perr := scheduledProtect(ctx, api, plan, opts.protect)
-	if err != nil {
-		return "", "", errors.Join(err, perr)
-	}
-	if perr != nil {
-		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, perr)
-	}
-	pruned, err := pruneBackups(ctx, dockerCli, opts.dir, plan.Name, plan.WorkingDir, opts.policy, false)
-	if err != nil {
-		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
-	}
-	return fmt.Sprintf("saved and verified %s (%s, %d tables, %d rows, %d files) in %s; %s%s", filepath.Base(res.Path),
-		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.summary(), protected), res.Path, nil
-}
-
-// scheduledProtect protects the project on a run installed with protection: Protect keeps
-// what the sentinel holds and adds the project's new volumes (a service added to the compose
-// file and brought up since). A project with no data volume (data in folders, which docker
-// never deletes) needs none.
-func scheduledProtect(ctx context.Context, api compose.Engine, plan *compose.Plan, protect bool) (string, error) {
-	if !protect {
-		return "", nil
-	}
-	res, err := guard.Protect(ctx, api, plan)
-	var userErr *compose.UserError
-	switch {
-	case errors.As(err, &userErr):
-		return "; nothing to protect: " + userErr.Error(), nil
-	case err != nil:
-		return "", fmt.Errorf("protecting project %q: %w", plan.Name, err)
-	case len(res.Added) > 0:
-		return fmt.Sprintf("; protected %s (new: %s)", strings.Join(res.Sentinel.Volumes, ", "), strings.Join(res.Added, ", ")), nil
-	}
-	return "; protected " + strings.Join(res.Sentinel.Volumes, ", "), nil
+	co := checkpointOptions(ctx, dockerCli, d, nil)
+	co.Lock = lock
+	return checkpoint.RunNightly(ctx, co, checkpoint.Nightly{Policy: opts.policy, Protect: opts.protect})
 }
 
 // protectOnInstall protects the project unless --no-protect, and says so in one line. A

@@ -2,11 +2,8 @@ package plugin
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"slices"
 	"strings"
 
@@ -17,10 +14,9 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
-	"github.com/echo-backup/echo-backup/guard"
 	"github.com/echo-backup/echo-backup/shellguard"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // shellForceEnv lets volume rm and the prunes go on without a backup: their own --force only
@@ -92,7 +88,7 @@ func runShellGuard(ctx context.Context, cobraCmd *cobra.Command, dockerCli comma
 	default:
 		return cli.StatusError{StatusCode: exitUsage, Status: fmt.Sprintf("--program %q: use docker, docker-compose or sudo", opts.program)}
 	}
-	parsed := parseProgram(opts.program, argv)
+	parsed := shellguard.ParseProgram(opts.program, argv)
 	var err error
 	switch {
 	case parsed.Kind == shellguard.Pass:
@@ -134,18 +130,11 @@ func printShellArgs(dockerCli command.Cli, shell string, args []string) error {
 	return err
 }
 
-// reexecShellGuard runs the guard again under docker's global flags (-H, --context, --config,
-// --tls…), so it reaches the engine the command itself will, with the CLI's own parsing.
+// reexecShellGuard runs the guard again under docker's global flags (shellguard.Rerun).
 func reexecShellGuard(ctx context.Context, opts shellGuardOptions, globals, argv []string) error {
-	docker := dockerProgram()
-	args := append(append([]string(nil), globals...), "echobackup", shellguard.GuardCommand,
-		"--shell", opts.shell, "--program", opts.program, "--global-flags-applied", "--")
-	c := exec.CommandContext(ctx, docker, append(args, argv...)...)
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, os.Stdout, os.Stderr
-	err := c.Run()
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
-		return cli.StatusError{StatusCode: exitErr.ExitCode()}
+	code, err := shellguard.Rerun(ctx, dockerProgram(), opts.shell, opts.program, globals, argv)
+	if err == nil && code != 0 {
+		return cli.StatusError{StatusCode: code}
 	}
 	return err
 }
@@ -158,158 +147,44 @@ func dockerProgram() string {
 	return "docker"
 }
 
-// backupBeforeDelete takes a verified backup of every Echo project whose volumes the command would
-// delete. It fails when it cannot tell, so that nothing is deleted unseen.
+// backupBeforeDelete takes a verified backup of every Echo project whose volumes the command
+// would delete (shellguard.Endangered). It fails when it cannot tell, so that nothing is
+// deleted unseen.
 func backupBeforeDelete(ctx context.Context, dockerCli command.Cli, parsed shellguard.Command) error {
-	if parsed.Kind == shellguard.ComposeDown {
-		return backupBeforeDown(ctx, dockerCli, parsed.Project)
+	if parsed.Kind != shellguard.ComposeDown {
+		// The CLI adds the config file's pruneFilters; an "all" among them prunes named volumes.
+		parsed.Filters = command.PruneFilters(dockerCli, parsed.Filters)
+		parsed.ClientAPI = shellguard.ClientAPIVersion(ctx, dockerProgram())
 	}
-	api, err := compose.Connect(ctx, dockerCli)
+	risks, err := shellguard.Endangered(ctx, parsed, shellguard.Options{
+		Load: func(ctx context.Context, o compose.ProjectOptions) (*types.Project, error) {
+			return compose.Load(ctx, dockerCli, o)
+		},
+		Connect:     func(ctx context.Context) (compose.Engine, error) { return compose.Connect(ctx, dockerCli) },
+		LocalEngine: compose.IsLocalEngine(dockerCli), Getenv: os.Getenv,
+	})
 	if err != nil {
 		return err
 	}
-	// The CLI adds the config file's pruneFilters; an "all" among them prunes named volumes.
-	parsed.Filters = command.PruneFilters(dockerCli, parsed.Filters)
-	parsed.ClientAPI = shellguard.ClientAPIVersion(ctx, dockerProgram())
-	atRisk, err := shellguard.AtRisk(ctx, api, parsed)
-	if err != nil {
-		return fmt.Errorf("finding the volumes `%s` would delete: %w", parsed.Kind, err)
-	}
-	for _, name := range sortedProjects(atRisk) {
-		loc, err := shellguard.Locate(ctx, api, name)
-		if err != nil {
-			return fmt.Errorf("%s would delete volumes %s of compose project %q, and %w: save it first "+
-				"with `docker echobackup -p %s -f COMPOSE-FILE save` (or `docker compose up -d` it and retry)",
-				parsed.Kind, strings.Join(atRisk[name], ", "), name, err, name)
-		}
-		opts := compose.ProjectOptions{ProjectName: loc.Name, ConfigPaths: loc.Files, ProjectDir: loc.Dir, EnvFiles: loc.EnvFiles}
-		if err := backupProjectVolumes(ctx, dockerCli, opts, atRisk[name]); err != nil {
+	for _, r := range risks {
+		if err := backupRisk(ctx, dockerCli, r); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// backupBeforeDown finds what `docker compose down -v` will remove as compose does
-// (projectOrName in compose's cmd/compose/compose.go): with -p and no -f it reads no compose
-// file at all, whatever the folder holds, and removes every volume labelled with the
-// project; otherwise it loads the files, and if that fails goes by COMPOSE_PROJECT_NAME.
-func backupBeforeDown(ctx context.Context, dockerCli command.Cli, p shellguard.Project) error {
-	if p.Name != "" && len(p.Files) == 0 {
-		return backupByName(ctx, dockerCli, p.Name, p.Profiles)
-	}
-	opts := compose.ProjectOptions{ProjectName: p.Name, ConfigPaths: p.Files, ProjectDir: p.Dir, EnvFiles: p.EnvFiles, Profiles: p.Profiles}
-	project, err := compose.Load(ctx, dockerCli, opts)
-	if err == nil {
-		return backupLoaded(ctx, dockerCli, project, nil)
-	}
-	if name := os.Getenv("COMPOSE_PROJECT_NAME"); name != "" {
-		return backupByName(ctx, dockerCli, name, p.Profiles)
-	}
-	if len(p.Files) == 0 && compose.IsUserError(err) {
-		return nil // no compose file found: compose down fails the same way, deleting nothing
-	}
-	return err
-}
-
-// backupByName guards a down by project name alone. The project's containers say where its
-// compose files are; with none left, nothing tells whether its volumes hold an Echo
-// database, so the guard stops rather than let them go unseen.
-func backupByName(ctx context.Context, dockerCli command.Cli, name string, profiles []string) error {
-	api, err := compose.Connect(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	loc, err := shellguard.Locate(ctx, api, name)
-	if err == nil {
-		opts := compose.ProjectOptions{ProjectName: loc.Name, ConfigPaths: loc.Files, ProjectDir: loc.Dir, EnvFiles: loc.EnvFiles, Profiles: profiles}
-		return backupProjectVolumes(ctx, dockerCli, opts, nil)
-	}
-	volumes, verr := shellguard.ProjectVolumes(ctx, api, name)
-	if verr != nil {
-		return verr
-	}
-	free, serr := notHeld(ctx, api, name, volumes)
-	if serr != nil || len(free) == 0 {
-		return serr // nothing to delete, or the guard's sentinel holds it all: the engine keeps it
-	}
-	return fmt.Errorf("compose down -v would delete volumes %s of compose project %q, and %w: save it first "+
-		"with `docker echobackup -p %s -f COMPOSE-FILE save` (or `docker compose -p %s -f COMPOSE-FILE up -d` and retry)",
-		strings.Join(free, ", "), name, err, name, name)
-}
-
-// notHeld are the volumes that no running sentinel of project holds.
-func notHeld(ctx context.Context, api compose.Engine, project string, volumes []string) ([]string, error) {
-	s, err := guard.Current(ctx, api, project)
-	if err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(slices.Clone(volumes), func(v string) bool { return s.Running() && slices.Contains(s.Volumes, v) }), nil
-}
-
-// backupProjectVolumes loads the project and saves it if any of volumes (nil: all of its
-// volumes) holds what a backup keeps.
-func backupProjectVolumes(ctx context.Context, dockerCli command.Cli, opts compose.ProjectOptions, volumes []string) error {
-	project, err := compose.Load(ctx, dockerCli, opts)
-	if err != nil {
-		return err
-	}
-	return backupLoaded(ctx, dockerCli, project, volumes)
-}
-
-// backupLoaded saves the project if any of volumes (nil: all) holds what a backup keeps. A
-// project without PostgreSQL is not Echo's and passes.
-func backupLoaded(ctx context.Context, dockerCli command.Cli, project *types.Project, volumes []string) error {
-	plan, err := compose.NewPlan(project, "")
-	if err != nil {
-		if errors.Is(err, compose.ErrNoDatabase) {
-			return nil
-		}
-		return fmt.Errorf("project %q: %w", project.Name, err)
-	}
-	api, err := compose.Connect(ctx, dockerCli)
-	if err != nil {
-		return err
-	}
-	if err := plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli)); err != nil {
-		return err
-	}
-	kept := savedVolumesAtRisk(plan, volumes)
-	if len(kept) == 0 {
-		return nil
-	}
-	free, err := notHeld(ctx, api, plan.Name, kept)
-	if err != nil {
-		return err
-	}
-	if len(free) == 0 {
+func backupRisk(ctx context.Context, dockerCli command.Cli, r shellguard.Risk) error {
+	plan, vols := r.Plan, strings.Join(r.Volumes, ", ")
+	if r.Held {
 		fmt.Fprintf(dockerCli.Err(), "echobackup: the guard's sentinel holds volumes %s of project %q: the engine will keep them.\n"+
 			"To really delete them, release them first with `docker echobackup -p %s unprotect` in %s.\n",
-			strings.Join(kept, ", "), plan.Name, plan.Name, plan.WorkingDir)
+			vols, plan.Name, plan.Name, plan.WorkingDir)
 		return nil
 	}
-	fmt.Fprintf(dockerCli.Err(), "echobackup: volumes %s of project %q would be deleted: taking a verified backup first.\n",
-		strings.Join(kept, ", "), plan.Name)
-	// volumes is nil only for compose down -v: the whole project goes, so the app stops first.
-	_, err = saveStartingDatabase(ctx, dockerCli, plan, api, preDelete{pin: backup.PinnedPreDown, stopApps: volumes == nil})
+	fmt.Fprintf(dockerCli.Err(), "echobackup: volumes %s of project %q would be deleted: taking a verified backup first.\n", vols, plan.Name)
+	_, err := saveStartingDatabase(ctx, dockerCli, plan, r.API, preDelete{pin: store.PinnedPreDown, stopApps: r.StopApps})
 	return err
-}
-
-func sortedProjects(m map[string][]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
-// parseProgram reads the line of the wrapped program: docker's, or the standalone compose's.
-func parseProgram(program string, argv []string) shellguard.Command {
-	if program == shellguard.ProgramCompose {
-		return shellguard.ParseStandalone(argv)
-	}
-	return shellguard.Parse(argv)
 }
 
 // runSudoGuard guards `sudo [options] docker|docker-compose …`. The guard runs again under
@@ -325,7 +200,7 @@ func runSudoGuard(ctx context.Context, dockerCli command.Cli, opts shellGuardOpt
 	if s.Program == "" {
 		return printShellArgs(dockerCli, opts.shell, argv)
 	}
-	parsed := parseProgram(s.Program, s.Args)
+	parsed := shellguard.ParseProgram(s.Program, s.Args)
 	if parsed.Kind == shellguard.Pass {
 		return printShellArgs(dockerCli, opts.shell, argv)
 	}
@@ -334,7 +209,7 @@ func runSudoGuard(ctx context.Context, dockerCli command.Cli, opts shellGuardOpt
 	if parsed.Kind == shellguard.Unreadable {
 		err = fmt.Errorf("%w, so the guard cannot tell what the command would delete", parsed.Err)
 	} else {
-		err = guardUnderSudo(ctx, opts, s)
+		err = shellguard.UnderSudo(ctx, opts.shell, s)
 	}
 	if err == nil {
 		return printShellArgs(dockerCli, opts.shell, run)
@@ -345,34 +220,4 @@ func runSudoGuard(ctx context.Context, dockerCli command.Cli, opts shellGuardOpt
 	}
 	return cli.StatusError{StatusCode: 1, Status: fmt.Sprintf("echobackup: %v\nStopped before `sudo %s`: nothing was deleted. %s",
 		err, strings.Join(run, " "), shellForceHint(parsed))}
-}
-
-// guardUnderSudo runs `sudo PREFIX docker echobackup shell-guard … -- ARGS`. Its stdout (the
-// words to run) is not needed: the line is the same. Its stderr goes to the user's, and is
-// read for the one failure the user has to fix outside the guard.
-func guardUnderSudo(ctx context.Context, opts shellGuardOptions, s shellguard.Sudo) error {
-	sudo, err := exec.LookPath("sudo")
-	if err != nil {
-		return fmt.Errorf("running the guard under sudo: %w", err)
-	}
-	args := append(slices.Clone(s.Prefix), shellguard.ProgramDocker, "echobackup", shellguard.GuardCommand,
-		"--shell", opts.shell, "--program", s.Program, "--")
-	c := exec.CommandContext(ctx, sudo, append(args, s.Args...)...)
-	var stderr strings.Builder
-	c.Stdin, c.Stdout, c.Stderr = os.Stdin, io.Discard, io.MultiWriter(os.Stderr, &stderr)
-	err = c.Run()
-	var exitErr *exec.ExitError
-	switch {
-	case err == nil:
-		return nil
-	case !errors.As(err, &exitErr):
-		return fmt.Errorf("running the guard under sudo: %w", err)
-	// Without the plugin, docker reads the guard's flags as its own and fails on the first.
-	case strings.Contains(stderr.String(), "'echobackup' is not a docker command"),
-		strings.Contains(stderr.String(), "unknown flag: --shell"):
-		return errors.New("the guard cannot run under sudo: sudo's docker does not find the echobackup plugin " +
-			"(install it for root too: ~root/.docker/cli-plugins or /usr/local/lib/docker/cli-plugins; " +
-			"or keep your DOCKER_CONFIG with sudo -E)")
-	}
-	return fmt.Errorf("the guard under sudo stopped it (exit %d, see above)", exitErr.ExitCode())
 }

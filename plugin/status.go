@@ -10,8 +10,10 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/guard"
+	"github.com/echo-backup/echo-backup/schedule"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type statusOptions struct {
@@ -41,14 +43,14 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	if err != nil {
 		return err
 	}
-	_ = noteInterruptedRestore(dockerCli, plan, backup.Dir("", plan.WorkingDir), "")
-	prot, err := protectionStatus(ctx, api, plan)
+	_ = noteInterruptedRestore(dockerCli, plan, store.Dir("", plan.WorkingDir), "")
+	prot, err := guard.Status(ctx, api, plan)
 	if err != nil {
 		return err
 	}
-	last := lastVerifiedBackup(plan)
+	last := store.FindLastVerified(store.Dir("", plan.WorkingDir), plan.Name)
 	// A crontab that cannot be read says nothing about the project: status does not fail on it.
-	entry, _, _ := findSchedule(ctx, plan.Name, plan.WorkingDir)
+	entry, _, _ := schedule.Find(ctx, plan.Name, plan.WorkingDir)
 	if opts.format == formatJSON {
 		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last, Scheduled: entry != nil})
 	}
@@ -63,32 +65,35 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 
 type statusJSON struct {
 	*compose.Plan
-	Protection         *protection   `json:"protection"`
-	LastVerifiedBackup *lastVerified `json:"lastVerifiedBackup"`
-	Scheduled          bool          `json:"scheduled"`
+	Protection         *guard.Protection   `json:"protection"`
+	LastVerifiedBackup *store.LastVerified `json:"lastVerifiedBackup"`
+	Scheduled          bool                `json:"scheduled"`
 }
 
-// loadPlan loads the project, decides every part's role and asks the engine what exists.
+// openDeployment is the command's one Deployment: the project loaded, its roles decided, the
+// engine reached (after removing the helpers killed commands left) and asked what exists.
+// output is the command's -o ("" for commands without one).
+func openDeployment(ctx context.Context, dockerCli command.Cli, p *projectOptions, output string) (*compose.Deployment, error) {
+	d, err := compose.Open(ctx, dockerCli, compose.OpenOptions{Project: p.ProjectOptions, DBService: p.dbService,
+		Prepare: func(ctx context.Context, d *compose.Deployment) { reapHelpers(ctx, dockerCli, d.API, d.Plan.Name) }})
+	if d != nil {
+		d.Dir = store.Dir(output, d.Plan.WorkingDir)
+	}
+	return d, err
+}
+
+// loadPlan and loadPlanAPI are openDeployment's parts, for the commands other branches edit.
 func loadPlan(ctx context.Context, dockerCli command.Cli, p *projectOptions) (*compose.Plan, error) {
 	plan, _, err := loadPlanAPI(ctx, dockerCli, p)
 	return plan, err
 }
 
 func loadPlanAPI(ctx context.Context, dockerCli command.Cli, p *projectOptions) (*compose.Plan, compose.Engine, error) {
-	project, err := compose.Load(ctx, dockerCli, p.ProjectOptions)
-	if err != nil {
+	d, err := openDeployment(ctx, dockerCli, p, "")
+	if d == nil {
 		return nil, nil, err
 	}
-	plan, err := compose.NewPlan(project, p.dbService)
-	if err != nil {
-		return nil, nil, err
-	}
-	api, err := compose.Connect(ctx, dockerCli)
-	if err != nil {
-		return nil, nil, err
-	}
-	reapHelpers(ctx, dockerCli, api, plan.Name)
-	return plan, api, plan.Inspect(ctx, api, compose.IsLocalEngine(dockerCli))
+	return d.Plan, d.API, err
 }
 
 func printPlan(out io.Writer, plan *compose.Plan) {
@@ -114,7 +119,7 @@ func printPlan(out io.Writer, plan *compose.Plan) {
 }
 
 func itemLabel(it compose.Item) string {
-	if it.Kind == "volume" && !it.Exists {
+	if it.Kind == compose.KindVolume && !it.Exists {
 		return it.Source + " (missing)"
 	}
 	if it.Target != "" {

@@ -10,11 +10,12 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type verifyOptions struct {
 	*projectOptions
-	dir    string
+	output string
 	deep   bool
 	format string
 }
@@ -32,7 +33,7 @@ func verifyCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.dir, "output", "o", "", "Backup folder, for latest")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder, for latest")
 	f.BoolVar(&opts.deep, "deep", false, "Also restore the dump into a throwaway container and the files into a scratch folder, and compare them with the backup")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	return cmd
@@ -86,7 +87,7 @@ func verifySubject(ctx context.Context, dockerCli command.Cli, opts verifyOption
 		}
 		return arg, "", nil
 	}
-	path, err := backup.Resolve(arg, backup.Dir(opts.dir, plan.WorkingDir), plan.Name, false)
+	path, err := store.Resolve(arg, store.Dir(opts.output, plan.WorkingDir), plan.Name, false)
 	if err != nil {
 		return "", "", &compose.UserError{Err: err}
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/moby/moby/api/types/mount"
 
-	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/leftover"
 )
 
@@ -30,7 +30,7 @@ const xferMount = "/xfer"
 
 // tool runs a PostgreSQL client program next to the server, reaching it over 127.0.0.1.
 func (t Target) tool(ctx context.Context, xferDir string, cmd ...string) error {
-	return compose.RunHelper(ctx, t.API, compose.HelperOptions{
+	return engine.RunHelper(ctx, t.API, engine.HelperOptions{
 		Project: t.Near.Project, Image: t.Near.Image, NetworkOf: t.Container, Purpose: "pg",
 		Env: t.env(), Cmd: append(cmd, "-h", "127.0.0.1"),
 		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: xferDir, Target: xferMount}},

@@ -8,12 +8,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 )
 
 // Target is one database inside a running container.
 type Target struct {
-	API       compose.Engine
+	API       engine.Engine
 	Container string
 	User      string
 	Database  string
@@ -34,11 +34,11 @@ func (t Target) env() []string {
 }
 
 func (t Target) exec(ctx context.Context, cmd []string, stdin io.Reader, stdout io.Writer) error {
-	return compose.Exec(ctx, t.API, t.Container, compose.ExecOptions{Cmd: cmd, Env: t.env(), Stdin: stdin, Stdout: stdout})
+	return engine.Exec(ctx, t.API, t.Container, engine.ExecOptions{Cmd: cmd, Env: t.env(), Stdin: stdin, Stdout: stdout})
 }
 
 func (t Target) output(ctx context.Context, cmd ...string) (string, error) {
-	out, err := compose.Output(ctx, t.API, t.Container, compose.ExecOptions{Cmd: cmd, Env: t.env()})
+	out, err := engine.Output(ctx, t.API, t.Container, engine.ExecOptions{Cmd: cmd, Env: t.env()})
 	return strings.TrimSpace(out), err
 }
 

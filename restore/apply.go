@@ -55,7 +55,7 @@ func (r *run) stageFiles(ctx context.Context) (err error) {
 	}
 	for _, f := range r.folders {
 		if f.dense > 0 {
-			r.o.Log(fmt.Sprintf("WARNING: %d sparse files of %s were restored whole, without their holes: "+
+			r.o.Warn(fmt.Sprintf("%d sparse files of %s were restored whole, without their holes: "+
 				"the engine's extraction cannot make holes (a restore run as root on the engine's host keeps them)", f.dense, f.describe()))
 		}
 	}

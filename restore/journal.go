@@ -193,13 +193,16 @@ func (j *Journal) HalfSwapped() bool {
 }
 
 // Notice is the one line any command prints when it finds the journal.
-func (j *Journal) Notice() string {
+func (j *Journal) Notice() string { return "WARNING: " + j.Warning() }
+
+// Warning is Notice without its prefix, for a warning callback.
+func (j *Journal) Warning() string {
 	if j.SafetyError != "" {
-		return fmt.Sprintf("WARNING: the restore of %s from %s is done but its safety backup failed (%s): "+
+		return fmt.Sprintf("the restore of %s from %s is done but its safety backup failed (%s): "+
 			"the state before it is still kept beside the live data; run docker echobackup restore --resume to save it and drop the copies",
 			j.Project, j.Archive, j.SafetyError)
 	}
-	return fmt.Sprintf("WARNING: a restore of %s from %s was interrupted at %q: run docker echobackup restore --resume to %s",
+	return fmt.Sprintf("a restore of %s from %s was interrupted at %q: run docker echobackup restore --resume to %s",
 		j.Project, j.Archive, j.Phase, j.resumeWord())
 }
 

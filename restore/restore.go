@@ -33,14 +33,18 @@ type Options struct {
 
 	ForceProject bool
 	SafetyBackup bool
-	Dir          string // where the safety backup goes
-	ToolVersion  string
+	Dir          string       // where the safety backup goes
+	Lock         *backup.Lock // Dir's lock, held by the caller for the whole restore; nil: the safety backup takes it
+	ToolVersion  string       // "": version.Version
 	LocalEngine  bool
 	Jobs         int
 
 	DryRun  bool
 	Confirm func(plan string) (bool, error)
-	Log     func(string)
+	Log     func(string) // what the restore does; nil: nothing
+	// Warn is told what went wrong without failing the restore (the safety backup's warnings
+	// included); nil: Log, with the "WARNING: " prefix that older loggers read.
+	Warn func(string)
 	// Progress draws the parts (staging, loading, the swap, the safety backup); nil draws nothing.
 	Progress *progress.Reporter
 }
@@ -75,12 +79,21 @@ type run struct {
 	safety  bool     // a safety backup is taken from what the swap sets aside
 }
 
-// Run restores. On any failure after the first change it rolls everything back.
-func Run(ctx context.Context, o Options) (*Result, error) {
-	start := time.Now()
+// setDefaults makes Log and Warn callable.
+func (o *Options) setDefaults() {
 	if o.Log == nil {
 		o.Log = func(string) {}
 	}
+	if o.Warn == nil {
+		log := o.Log
+		o.Warn = func(msg string) { log("WARNING: " + msg) }
+	}
+}
+
+// Run restores. On any failure after the first change it rolls everything back.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	start := time.Now()
+	o.setDefaults()
 	r := &run{o: o, res: &Result{Archive: o.Archive}, id: time.Now().UTC().Format("20060102T150405")}
 	src, err := openInput(o)
 	if err != nil {
@@ -128,7 +141,7 @@ func (r *run) resumeFirst(ctx context.Context) error {
 		// Its journal has the same name as ours would: this restore cannot keep one.
 		return &compose.UserError{Err: j.Elsewhere(r.o.Dir)}
 	}
-	r.o.Log(j.Notice())
+	r.o.Warn(j.Warning())
 	if r.o.DryRun {
 		return nil
 	}
@@ -210,7 +223,7 @@ func (r *run) existing(ctx context.Context) (existed, error) {
 	e := existed{dbContainer: len(db.Containers) > 0, volumes: map[string]bool{}}
 	// Asked now, not taken from the plan: only a volume seen missing here may be removed later.
 	for _, it := range r.o.Plan.Items {
-		if it.Kind != "volume" || e.volumes[it.Source] {
+		if it.Kind != compose.KindVolume || e.volumes[it.Source] {
 			continue
 		}
 		_, err := r.o.API.VolumeInspect(ctx, it.Source, client.VolumeInspectOptions{})
@@ -246,7 +259,7 @@ func (r *run) removeNew(ctx context.Context, before existed) error {
 		errs = append(errs, r.removeDBContainers(ctx))
 	}
 	for _, it := range r.o.Plan.Items {
-		if it.Kind != "volume" || before.volumes[it.Source] {
+		if it.Kind != compose.KindVolume || before.volumes[it.Source] {
 			continue
 		}
 		if _, err := r.o.API.VolumeRemove(ctx, it.Source, client.VolumeRemoveOptions{}); err != nil && !cerrdefs.IsNotFound(err) {
@@ -348,7 +361,7 @@ func (r *run) dropStaleStaging(ctx context.Context) error {
 			}
 			continue
 		}
-		r.o.Log(fmt.Sprintf("WARNING: database %q was set aside by an earlier restore that left no journal; "+
+		r.o.Warn(fmt.Sprintf("database %q was set aside by an earlier restore that left no journal; "+
 			"drop it once you are sure you do not need it", name))
 	}
 	return nil
@@ -379,7 +392,7 @@ func (r *run) prepareFolders() {
 	for _, saved := range r.src.sources() {
 		live, ok := current[saved.Name]
 		if !ok {
-			r.o.Log(fmt.Sprintf("WARNING: the backup holds %s %s, which the project no longer has: not restored", saved.Kind, saved.Path))
+			r.o.Warn(fmt.Sprintf("the backup holds %s %s, which the project no longer has: not restored", saved.Kind, saved.Path))
 			continue
 		}
 		r.folders = append(r.folders, newFolderStage(saved, live.Kind, live.Path, r.id))
@@ -553,7 +566,7 @@ func (r *run) discardStaged() {
 func (r *run) finish(ctx context.Context) {
 	r.undo.forget()
 	if err := r.complete(ctx); err != nil {
-		r.o.Log("WARNING: " + err.Error())
+		r.o.Warn(err.Error())
 	}
 }
 

@@ -38,9 +38,7 @@ const (
 // (the app started, the safety backup taken, the set-aside copies dropped) if they were. It
 // returns nil when there is nothing to resume. The caller holds the backup folder's lock.
 func Resume(ctx context.Context, o Options) (*Resumed, error) {
-	if o.Log == nil {
-		o.Log = func(string) {}
-	}
+	o.setDefaults()
 	j, err := ReadJournal(o.Dir, o.Plan.Name)
 	if err != nil || j == nil {
 		return nil, err
@@ -48,7 +46,7 @@ func Resume(ctx context.Context, o Options) (*Resumed, error) {
 	if !j.Of(o.Plan.WorkingDir) {
 		return nil, &compose.UserError{Err: j.Elsewhere(o.Dir)}
 	}
-	o.Log(j.Notice())
+	o.Warn(j.Warning())
 	return resumeJournal(ctx, o, j)
 }
 
@@ -464,7 +462,7 @@ func (r *run) safetyBackup(ctx context.Context) (string, error) {
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: &plan, API: r.o.API, LocalEngine: r.o.LocalEngine, Dir: r.o.Dir,
 		Labels: map[string]string{backup.LabelPinned: backup.PinnedPreRestore}, ToolVersion: r.o.ToolVersion,
-		Warn: r.o.Log, From: from, Progress: r.o.Progress.Under(task),
+		Warn: r.o.Warn, From: from, Progress: r.o.Progress.Under(task), Lock: r.o.Lock,
 	})
 	task.End("Saved", err)
 	if err != nil {
@@ -485,7 +483,7 @@ func (s *folderStage) hadLive(ctx context.Context) (bool, error) {
 
 func markMissing(items []compose.Item, kind, source string) {
 	for i := range items {
-		if items[i].Kind == kind && items[i].Source == source {
+		if string(items[i].Kind) == kind && items[i].Source == source {
 			items[i].Exists = false
 		}
 	}

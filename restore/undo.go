@@ -1,9 +1,13 @@
 package restore
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
-// undo is the list of what to take back if a later step fails, newest first: each step that
-// changes something registers how to reverse it as soon as it has succeeded.
+// undo is what to take back if a later step fails, in the order the steps succeeded: each
+// step that changes something registers how to reverse it as soon as it has succeeded, and
+// run reverses them newest first.
 type undo struct {
 	steps []undoStep
 }
@@ -23,7 +27,7 @@ func (u *undo) run() error {
 	var errs []error
 	for i := len(u.steps) - 1; i >= 0; i-- {
 		if err := u.steps[i].fn(); err != nil {
-			errs = append(errs, errors.New("undoing "+u.steps[i].what+": "+err.Error()))
+			errs = append(errs, fmt.Errorf("undoing %s: %w", u.steps[i].what, err))
 		}
 	}
 	u.steps = nil

@@ -1,6 +1,8 @@
 // Package schedule runs backups unattended: it writes and reads the one crontab entry (or
 // systemd user timer) that runs the plugin's scheduled job, computes when it runs next, and
-// gives that job its lock, its log, its record of the last run and its dead-man's-switch pings.
+// gives that job its lock (a store.Lock handed to the work), its log, its record of the last run
+// and its pings (a Pinger: package ping). Install, Remove, Find and ReadStatus are the
+// commands' whole sequences. It needs neither the engine nor compose.
 package schedule
 
 import (

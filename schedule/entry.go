@@ -88,8 +88,8 @@ func (e Entry) Is(project, folder string) bool {
 	return e.Project == project && (e.Folder == "" || e.Folder == folder)
 }
 
-// Find returns the entry of project in folder in a crontab's text; ok is false when there is none.
-func Find(crontab, project, folder string) (Entry, bool) {
+// FindIn returns the entry of project in folder in a crontab's text; ok is false when there is none.
+func FindIn(crontab, project, folder string) (Entry, bool) {
 	for _, line := range strings.Split(crontab, "\n") {
 		if e, ok := parseLine(line); ok && e.Is(project, folder) {
 			return e, true

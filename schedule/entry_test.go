@@ -28,14 +28,14 @@ func TestLineRoundTrip(t *testing.T) {
 		t.Errorf("line %s", line)
 	}
 	crontab := "MAILTO=me@example.org\n# my own job\n15 * * * * /usr/local/bin/mine --flag\n"
-	got, ok := Find(Put(crontab, "echo", "/srv/echo", line), "echo", "/srv/echo")
+	got, ok := FindIn(Put(crontab, "echo", "/srv/echo", line), "echo", "/srv/echo")
 	if !ok || got.Project != "echo" || got.Dir != "/srv/echo/backups 100%" || got.Expr.String() != "0 3 * * *" {
 		t.Fatalf("find: %+v %v", got, ok)
 	}
 	if got.Command != ShellCommand(testJob()) {
 		t.Errorf("command %q", got.Command)
 	}
-	if _, ok := Find(crontab, "echo", "/srv/echo"); ok {
+	if _, ok := FindIn(crontab, "echo", "/srv/echo"); ok {
 		t.Error("found an entry in a crontab without one")
 	}
 }
@@ -87,7 +87,7 @@ func TestPutIsIdempotentAndDeleteExact(t *testing.T) {
 		t.Error("deleted another project's entry")
 	}
 	// A copy commented out by hand is left alone.
-	if _, ok := Find("# "+line+"\n", "echo", "/srv/echo"); ok {
+	if _, ok := FindIn("# "+line+"\n", "echo", "/srv/echo"); ok {
 		t.Error("a commented-out line counts as the entry")
 	}
 }
@@ -105,7 +105,7 @@ func TestSameNameInTwoFolders(t *testing.T) {
 	if strings.Count(both, Marker) != 2 {
 		t.Fatalf("the second folder's install replaced the first's:\n%s", both)
 	}
-	if got, ok := Find(both, "echo", b.Folder); !ok || got.Dir != b.Dir || got.Folder != b.Folder {
+	if got, ok := FindIn(both, "echo", b.Folder); !ok || got.Dir != b.Dir || got.Folder != b.Folder {
 		t.Errorf("find in the second folder: %+v %v", got, ok)
 	}
 	if others := Others(both, "echo", a.Folder); len(others) != 1 || others[0].Folder != b.Folder {

@@ -8,7 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // Files the scheduled job keeps in the backup folder, beside the backups (list and prune only
@@ -37,7 +37,7 @@ func WriteLast(dir string, r Run) error {
 	if err != nil {
 		return err
 	}
-	if err := backup.WriteRecord(filepath.Join(dir, lastName), b); err != nil {
+	if err := store.WriteRecord(filepath.Join(dir, lastName), b); err != nil {
 		return fmt.Errorf("recording the run: %w", err)
 	}
 	return nil

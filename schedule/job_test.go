@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/echo-backup/echo-backup/ping"
 )
 
 func TestLastRun(t *testing.T) {
@@ -44,7 +46,7 @@ func recorder(t *testing.T, status func(n int) int) (*httptest.Server, func() []
 
 func TestPing(t *testing.T) {
 	srv, hits := recorder(t, func(int) int { return 200 })
-	p := Ping{URL: srv.URL + "/ping/uuid-1?create=1"}
+	p := ping.Ping{URL: srv.URL + "/ping/uuid-1?create=1"}
 	ctx := context.Background()
 	if err := p.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -75,16 +77,16 @@ func TestPingRetriesThenGivesUp(t *testing.T) {
 		}
 		return 200
 	})
-	p := Ping{URL: srv.URL, Tries: 3, Wait: time.Millisecond}
+	p := ping.Ping{URL: srv.URL, Tries: 3, Wait: time.Millisecond}
 	if err := p.Success(context.Background(), "ok"); err != nil || len(hits()) != 3 {
 		t.Fatalf("after two 503s: %v, %d hits", err, len(hits()))
 	}
 	srv2, hits2 := recorder(t, func(int) int { return 404 })
-	err := Ping{URL: srv2.URL + "/secret-uuid", Tries: 2, Wait: time.Millisecond}.Start(context.Background())
+	err := ping.Ping{URL: srv2.URL + "/secret-uuid", Tries: 2, Wait: time.Millisecond}.Start(context.Background())
 	if err == nil || len(hits2()) != 2 || strings.Contains(err.Error(), "secret-uuid") {
 		t.Fatalf("404: %v, %d hits", err, len(hits2()))
 	}
-	if err := (Ping{}).Start(context.Background()); err != nil {
+	if err := (ping.Ping{}).Start(context.Background()); err != nil {
 		t.Errorf("no URL: %v", err)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // ErrSkipped says a run did nothing because another echobackup command holds the backup
@@ -28,14 +28,22 @@ const pingName = ".schedule.ping"
 
 // Work is what a run does inside the lock: save, verify and prune. It returns the summary for
 // the log and the success ping, and the new backup's path.
-type Work func(ctx context.Context) (summary, backup string, err error)
+type Work func(ctx context.Context, lock *store.Lock) (summary, backup string, err error)
 
 // RunJob runs work as the scheduled job: under the backup folder's lock, with the log kept
 // private and short, the start ping, a record of the run for status and a ping of its result.
 // A run that finds the lock taken does nothing and returns ErrSkipped: the holder pings its own
 // result. Any other failure, taking the lock included, is recorded and pinged as a failed run.
 // Progress lines go to logw, each with the time.
-func RunJob(ctx context.Context, dir string, ping Ping, logw io.Writer, work Work) error {
+// Pinger is the dead-man's switch a run reports to (package ping); its failures are logged,
+// never the run's.
+type Pinger interface {
+	Start(ctx context.Context) error
+	Success(ctx context.Context, summary string) error
+	Fail(ctx context.Context, msg string) error
+}
+
+func RunJob(ctx context.Context, dir string, ping Pinger, logw io.Writer, work Work) error {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(logw, time.Now().Format(time.RFC3339)+" "+format+"\n", args...)
 	}
@@ -44,13 +52,13 @@ func RunJob(ctx context.Context, dir string, ping Ping, logw io.Writer, work Wor
 		logf("WARNING: %v", err)
 	}
 	run := Run{Started: time.Now().UTC()}
-	unlock, err := backup.TryLock(dir)
+	lock, err := store.TryAcquire(dir)
 	switch {
-	case errors.Is(err, backup.ErrBusy):
+	case errors.Is(err, store.ErrBusy):
 		logf("skipped: %v", err)
 		return ErrSkipped
 	case err == nil:
-		defer unlock()
+		defer lock.Unlock()
 		if terr := TrimLog(LogPath(dir), LogLimit); terr != nil {
 			logf("WARNING: %v", terr)
 		}
@@ -58,7 +66,7 @@ func RunJob(ctx context.Context, dir string, ping Ping, logw io.Writer, work Wor
 		if perr := ping.Start(ctx); perr != nil {
 			logf("WARNING: %v", perr)
 		}
-		run.Summary, run.Backup, err = work(ctx)
+		run.Summary, run.Backup, err = work(ctx, lock)
 	}
 	run.Finished, run.OK = time.Now().UTC(), err == nil
 	if err != nil {
@@ -137,7 +145,7 @@ func SavePing(dir, url string) error {
 		}
 		return nil
 	}
-	if err := backup.WriteRecord(path, []byte(url+"\n")); err != nil {
+	if err := store.WriteRecord(path, []byte(url+"\n")); err != nil {
 		return fmt.Errorf("keeping the ping URL: %w", err)
 	}
 	return nil

@@ -9,11 +9,14 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/echo-backup/echo-backup/ping"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 func TestPingErrorsHideTheURL(t *testing.T) {
 	for _, url := range []string{"http://127.0.0.1:1/SECRETUUID", "http://[::1:1/SECRETUUID", "http://127.0.0.1:1/%zzSECRETUUID"} {
-		err := Ping{URL: url, Tries: 1}.Start(context.Background())
+		err := ping.Ping{URL: url, Tries: 1}.Start(context.Background())
 		if err == nil || strings.Contains(err.Error(), "SECRETUUID") {
 			t.Errorf("%s: %v", url, err)
 		}
@@ -81,11 +84,11 @@ func TestPrepareKeepsSecretsPrivate(t *testing.T) {
 
 func TestRunJob(t *testing.T) {
 	srv, hits := recorder(t, func(int) int { return 200 })
-	ping := Ping{URL: srv.URL + "/uuid", Tries: 1}
+	pinger := ping.Ping{URL: srv.URL + "/uuid", Tries: 1}
 	dir := t.TempDir()
 	os.WriteFile(LogPath(dir), nil, 0o644) // as the shell's >> creates it
 	var log strings.Builder
-	err := RunJob(context.Background(), dir, ping, &log, func(context.Context) (string, string, error) {
+	err := RunJob(context.Background(), dir, pinger, &log, func(context.Context, *store.Lock) (string, string, error) {
 		return "saved x", "/b/x.tar.zst", nil
 	})
 	if err != nil {
@@ -110,7 +113,7 @@ func TestRunJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := os.ReadFile(filepath.Join(dir, lastName))
-	err = RunJob(context.Background(), dir, ping, &log, func(context.Context) (string, string, error) {
+	err = RunJob(context.Background(), dir, pinger, &log, func(context.Context, *store.Lock) (string, string, error) {
 		t.Error("the work ran without the lock")
 		return "", "", nil
 	})
@@ -125,7 +128,7 @@ func TestRunJob(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(bad, ".echobackup.lock"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	err = RunJob(context.Background(), bad, ping, &log, func(context.Context) (string, string, error) {
+	err = RunJob(context.Background(), bad, pinger, &log, func(context.Context, *store.Lock) (string, string, error) {
 		t.Error("the work ran without the lock")
 		return "", "", nil
 	})
@@ -137,7 +140,7 @@ func TestRunJob(t *testing.T) {
 	}
 
 	// A failed run: recorded and pinged with the error.
-	err = RunJob(context.Background(), dir, ping, &log, func(context.Context) (string, string, error) {
+	err = RunJob(context.Background(), dir, pinger, &log, func(context.Context, *store.Lock) (string, string, error) {
 		return "", "", errors.New("pg_dump exited 1")
 	})
 	h = hits()

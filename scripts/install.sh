@@ -36,7 +36,7 @@ trap 'rm -f "$tmp"' EXIT
 
 log "building docker-echobackup $version ($(go version | awk '{print $3}'))"
 go build -trimpath \
-	-ldflags "-X github.com/echo-backup/echo-backup/plugin.Version=$version" \
+	-ldflags "-X github.com/echo-backup/echo-backup/version.Version=$version" \
 	-o "$tmp" .
 chmod 0755 "$tmp"
 mv -f "$tmp" "$dest"

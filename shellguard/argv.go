@@ -1,6 +1,9 @@
 // Package shellguard reads a docker command line typed by hand and tells whether it would
 // delete an Echo project's volumes, and writes the shell function that asks it before running
 // docker. Parsing needs no engine, so commands that delete nothing pass without delay.
+// Endangered is the plan a guarded line gets: which projects' saved volumes it would delete
+// (the plugin then takes a checkpoint of each); Rerun and UnderSudo run the guard again where
+// the command itself will run.
 package shellguard
 
 import (

@@ -1,4 +1,4 @@
-package backup
+package store
 
 import (
 	"path/filepath"
@@ -13,7 +13,7 @@ import (
 func startSave(t *testing.T, dir string, created time.Time) *archive.Writer {
 	t.Helper()
 	w, err := archive.Create(filepath.Join(dir, FileName("echo", created)),
-		archive.Options{Reserve: 4096, Concurrency: 1, NextPath: nextName(dir, "echo", created)})
+		archive.Options{Reserve: 4096, Concurrency: 1, NextPath: NextName(dir, "echo", created)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +107,10 @@ func TestSameInstantOrder(t *testing.T) {
 			t.Errorf("nameNumber(%s) = %d, want %d", name, got, n)
 		}
 	}
-	if got := nextName(dir, "echo-2", at)(filepath.Join(dir, "echo-2-20261126T030000Z.tar.zst")); got != filepath.Join(dir, "echo-2-20261126T030000Z-2.tar.zst") {
+	if got := NextName(dir, "echo-2", at)(filepath.Join(dir, "echo-2-20261126T030000Z.tar.zst")); got != filepath.Join(dir, "echo-2-20261126T030000Z-2.tar.zst") {
 		t.Errorf("next name after echo-2's first = %s", got)
 	}
-	if got := nextName(dir, "echo", at)(filepath.Join(dir, numberedName("echo", at, maxPerSecond))); got != "" {
+	if got := NextName(dir, "echo", at)(filepath.Join(dir, numberedName("echo", at, maxPerSecond))); got != "" {
 		t.Errorf("next name after the last of the second = %q, want none", got)
 	}
 }

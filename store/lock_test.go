@@ -1,4 +1,4 @@
-package backup
+package store
 
 import (
 	"context"
@@ -10,21 +10,31 @@ import (
 	"time"
 )
 
-func TestLockIsReentrantInProcess(t *testing.T) {
+// The lock is a handle its owner passes down: a second take in the same process is refused
+// (a flock on a new descriptor would wait for ourselves), and a save given the handle goes on.
+func TestLockIsAHandlePassedDown(t *testing.T) {
 	dir := t.TempDir()
-	outer, err := Lock(context.Background(), dir, nil)
+	outer, err := Acquire(context.Background(), dir, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	inner, err := TryLock(dir)
+	if _, err := TryAcquire(dir); !errors.Is(err, ErrBusy) {
+		t.Fatalf("a second take in the same process: %v, want ErrBusy", err)
+	}
+	if !outer.Holds(dir) || !outer.Holds(dir+"/.") || outer.Holds(t.TempDir()) {
+		t.Error("Holds does not tell the folder")
+	}
+	var none *Lock
+	if none.Holds(dir) {
+		t.Error("a nil Lock holds a folder")
+	}
+	outer.Unlock()
+	outer.Unlock() // twice is harmless
+	again, err := TryAcquire(dir)
 	if err != nil {
-		t.Fatalf("a second hold in the same process: %v", err)
+		t.Fatalf("after Unlock: %v", err)
 	}
-	inner()
-	outer()
-	if len(held) != 0 {
-		t.Fatalf("holds left after both unlocks: %v", held)
-	}
+	again.Unlock()
 }
 
 // The lock must keep out another process: run this test binary as the holder.
@@ -58,11 +68,11 @@ func TestLockExcludesOtherProcesses(t *testing.T) {
 		t.Fatalf("TryLock while another process holds it: %v, want ErrBusy naming the pid", err)
 	}
 	var told string
-	unlock, err := Lock(context.Background(), dir, func(h string) { told = h })
+	l, err := Acquire(context.Background(), dir, func(h string) { told = h })
 	if err != nil {
-		t.Fatalf("Lock after the holder exits: %v", err)
+		t.Fatalf("Acquire after the holder exits: %v", err)
 	}
-	unlock()
+	l.Unlock()
 	if !strings.HasPrefix(told, "(pid ") {
 		t.Fatalf("waiting was told %q, want the holder's pid", told)
 	}

@@ -1,6 +1,7 @@
-package backup
+package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -138,4 +139,32 @@ func Remove(path string) error {
 		}
 	}
 	return nil
+}
+
+// SetPin pins (with reason) or unpins the backup at path under its folder's lock: a prune
+// between its listing and its removals would otherwise delete the archive together with the
+// new record, after "pinned" was printed. The archive is looked for again once the lock is
+// held, since a prune may have removed it meanwhile. waiting is told whom the lock waits for.
+func SetPin(ctx context.Context, path, reason string, pin bool, waiting func(holder string)) (*Entry, error) {
+	// Taking the lock creates the folder: a mistyped path must not.
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	lock, err := Acquire(ctx, filepath.Dir(path), waiting)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	if _, err := os.Stat(path); err != nil {
+		return nil, err
+	}
+	if pin {
+		err = Pin(path, reason)
+	} else {
+		err = Unpin(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Inspect(path)
 }

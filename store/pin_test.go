@@ -1,4 +1,4 @@
-package backup
+package store
 
 import (
 	"fmt"
@@ -90,7 +90,7 @@ func TestRemoveTakesSidecars(t *testing.T) {
 	if err := Pin(path, ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := recordVerification(path, Verification{OK: true}); err != nil {
+	if err := RecordVerification(path, Verification{OK: true}); err != nil {
 		t.Fatal(err)
 	}
 	other := filepath.Join(dir, "."+filepath.Base(path)+".abc.partial")

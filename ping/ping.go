@@ -1,4 +1,7 @@
-package schedule
+// Package ping is the scheduled run's dead-man's switch: HTTP pings in the style of
+// healthchecks.io, retried a few times, with the URL (the secret) kept out of every error. It
+// is its own package so that schedule, and hooks above it, do not carry net/http.
+package ping
 
 import (
 	"context"

@@ -1,6 +1,9 @@
-// Package backup runs the steps of save, verify and list: it reads the project's parts through
-// the compose, postgres and files packages and writes them into one archive in a backup folder.
-package backup
+// Package store is the backup folder: the archives' names, listing them and resolving
+// "latest", the records kept beside each (verified, pinned), the files written into it safely
+// (WriteRecord, SyncDir), and its lock, a handle the command that takes it passes down. It
+// reads manifests through archive and knows nothing of the engine or the project: schedule and
+// hooks use it with a small dependency graph, backup and restore on top of it.
+package store
 
 import (
 	"encoding/json"
@@ -198,7 +201,7 @@ func readVerification(path string, st os.FileInfo) *Verification {
 	return &v
 }
 
-func recordVerification(path string, v Verification) error {
+func RecordVerification(path string, v Verification) error {
 	st, err := os.Stat(path)
 	if err != nil {
 		return err
@@ -209,4 +212,27 @@ func recordVerification(path string, v Verification) error {
 		return err
 	}
 	return os.WriteFile(verificationPath(path), b, 0o600)
+}
+
+// LastVerified is the newest backup of a project whose last verification passed.
+type LastVerified struct {
+	Path       string    `json:"path"`
+	Created    time.Time `json:"created"`
+	VerifiedAt time.Time `json:"verifiedAt"`
+	Deep       bool      `json:"deep"`
+}
+
+// FindLastVerified is nil when dir holds no verified backup of project, or cannot be read:
+// status reports it and does not fail on it.
+func FindLastVerified(dir, project string) *LastVerified {
+	entries, err := List(dir, project)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if e.Verified != nil && e.Verified.OK {
+			return &LastVerified{Path: e.Path, Created: e.Created, VerifiedAt: e.Verified.At, Deep: e.Verified.Deep}
+		}
+	}
+	return nil
 }

@@ -1,4 +1,4 @@
-package backup
+package store
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -22,27 +21,42 @@ var ErrBusy = errors.New("another echobackup command is working in the backup fo
 
 const lockName = ".echobackup.lock"
 
-// held counts this process's holds per folder: restore's safety backup saves while restore
-// holds the lock, and a second flock on a new descriptor would wait for ourselves.
-var (
-	heldMu sync.Mutex
-	held   = map[string]*folderLock{}
-)
-
-type folderLock struct {
-	f *os.File
-	n int
+// Lock is a held lock of a backup folder: the command that takes it owns it and passes it
+// down to what works in the folder (a save, a prune, a restore's safety backup), which then
+// does not take it again. One flock per process and folder: a second one on a new descriptor
+// would wait for ourselves.
+type Lock struct {
+	dir string // absolute
+	f   *os.File
 }
 
-// Lock serialises the commands that write or delete in dir (save, restore, prune, the
+// Holds says whether l is the lock of dir; a nil Lock holds nothing.
+func (l *Lock) Holds(dir string) bool {
+	if l == nil {
+		return false
+	}
+	abs, err := filepath.Abs(dir)
+	return err == nil && abs == l.dir
+}
+
+// Unlock releases the lock; the kernel also drops it when the process dies.
+func (l *Lock) Unlock() {
+	if l != nil && l.f != nil {
+		l.f.Close()
+		l.f = nil
+	}
+}
+
+// Acquire serialises the commands that write or delete in dir (save, restore, prune, pin, the
 // scheduled run) across processes, waiting for the holder; waiting is told once who that is.
 // The kernel drops the lock when its holder dies, so a killed command never leaves it taken.
-func Lock(ctx context.Context, dir string, waiting func(holder string)) (unlock func(), err error) {
+// Taking it sweeps what killed commands left in dir (Swept).
+func Acquire(ctx context.Context, dir string, waiting func(holder string)) (*Lock, error) {
 	told := false
 	for {
-		unlock, err := TryLock(dir)
+		l, err := TryAcquire(dir)
 		if !errors.Is(err, ErrBusy) {
-			return unlock, err
+			return l, err
 		}
 		if !told && waiting != nil {
 			waiting(strings.TrimPrefix(err.Error(), ErrBusy.Error()+" "))
@@ -56,17 +70,21 @@ func Lock(ctx context.Context, dir string, waiting func(holder string)) (unlock 
 	}
 }
 
-// TryLock is Lock without waiting: ErrBusy, with the holder, when another process has it.
+// TryLock is TryAcquire for a probe (is the folder free?); it returns the release.
 func TryLock(dir string) (unlock func(), err error) {
-	key, err := filepath.Abs(dir)
+	l, err := TryAcquire(dir)
 	if err != nil {
 		return nil, err
 	}
-	heldMu.Lock()
-	defer heldMu.Unlock()
-	if l := held[key]; l != nil {
-		l.n++
-		return func() { release(key) }, nil
+	return l.Unlock, nil
+}
+
+// TryAcquire is Acquire without waiting: ErrBusy, with the holder, when another command (in
+// this process too) has it.
+func TryAcquire(dir string) (*Lock, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
 	}
 	if err := PrepareDir(dir); err != nil {
 		return nil, err
@@ -86,9 +104,8 @@ func TryLock(dir string) (unlock func(), err error) {
 	// Who holds it, for the message the next one prints.
 	f.Truncate(0)
 	f.WriteAt([]byte("pid "+strconv.Itoa(os.Getpid())+", since "+time.Now().Format(time.RFC3339)+"\n"), 0)
-	held[key] = &folderLock{f: f, n: 1}
 	sweep(dir)
-	return func() { release(key) }, nil
+	return &Lock{dir: abs, f: f}, nil
 }
 
 // Swept is told of each leftover the lock's sweep removes, and of a sweep that failed; nil
@@ -107,18 +124,5 @@ func sweep(dir string) {
 	}
 	if err != nil {
 		Swept("WARNING: " + err.Error())
-	}
-}
-
-func release(key string) {
-	heldMu.Lock()
-	defer heldMu.Unlock()
-	l := held[key]
-	if l == nil {
-		return
-	}
-	if l.n--; l.n == 0 {
-		l.f.Close()
-		delete(held, key)
 	}
 }
