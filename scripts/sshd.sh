@@ -11,6 +11,7 @@
 #   SSHD_ADDRESS=10.213.7.2              the server's address, inside the engine's namespace
 #   SSHD_PATH=/tmp/P1a2b3c4d/bin         put it first in PATH: its ssh and scp carry the rig's
 #                                        client config (key, known_hosts), ~/.ssh is never read
+#   SSHD_LINK=ebs1a2b3c4d                the veth pair's host side (tc on it slows the link)
 #   SSHD_CONTEXT=P1a2b3c4d               docker context host=ssh://root@SSHD_ADDRESS
 #   SSHD_CONTEXT_SILENT=P1a2b3c4d-silent     ssh://root@ an address of the subnet nobody has
 #   SSHD_CONTEXT_REFUSED=P1a2b3c4d-refused   ssh://root@ an address where the client offers a
@@ -140,8 +141,8 @@ start() {
 	out="$(PATH="$dir/bin:$PATH" DOCKER_HOST= DOCKER_CONTEXT= docker --context "$id" version --format '{{.Server.Version}}' 2>&1)" ||
 		die "docker over ssh://root@$sub.2 does not answer: $out"
 	log "ssh server $id on $sub.2 (engine $(basename "$eng2"), Docker $out over ssh) up in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s"
-	printf 'SSHD_DIR=%s\nSSHD_ADDRESS=%s\nSSHD_PATH=%s\nSSHD_CONTEXT=%s\nSSHD_CONTEXT_SILENT=%s\nSSHD_CONTEXT_REFUSED=%s\nSSHD_CONTEXT_NODOCKER=%s\n' \
-		"$dir" "$sub.2" "$dir/bin" "$id" "$id-silent" "$id-refused" "$id-nodocker"
+	printf 'SSHD_DIR=%s\nSSHD_ADDRESS=%s\nSSHD_PATH=%s\nSSHD_LINK=%s\nSSHD_CONTEXT=%s\nSSHD_CONTEXT_SILENT=%s\nSSHD_CONTEXT_REFUSED=%s\nSSHD_CONTEXT_NODOCKER=%s\n' \
+		"$dir" "$sub.2" "$dir/bin" "$hostif" "$id" "$id-silent" "$id-refused" "$id-nodocker"
 	trap - EXIT INT TERM
 }
 
