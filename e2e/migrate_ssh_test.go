@@ -175,9 +175,9 @@ func TestMigrateSSHBadTarget(t *testing.T) {
 	}
 }
 
-// TestMigrateSSHCut: the ssh connection carrying the restore is killed while the target stages
-// the backup (a throttled link makes the staging last). migrate fails with one line, the
-// target is rolled back to nothing, the source keeps its state and its services.
+// TestMigrateSSHCut: a cutover (--stop-source) whose ssh connection is killed while the target
+// stages the backup (a throttled link makes the staging last). migrate fails with one line, the
+// target is rolled back to nothing, the source keeps its state and its app runs again.
 func TestMigrateSSHCut(t *testing.T) {
 	eng, sshd, src, _ := migrateSSHRig(t, "custom")
 	want := src.state()
@@ -208,14 +208,14 @@ func TestMigrateSSHCut(t *testing.T) {
 	assertSourceKept(t, src, want, running)
 }
 
-// migrateAndCut runs migrate to the ssh context and, once it says the target is staging the
+// migrateAndCut runs migrate --stop-source to the ssh context and, once it says the target is staging the
 // backup, kills every ssh process the plugin started towards the server: the connections in
 // use then drop, as with a cable pulled; the ones opened later (the rollback's) work again.
 func migrateAndCut(t *testing.T, src *Stack, sshd *SSHD) (Result, []int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
-	args := append(append([]string{"echobackup"}, src.ProjectArgs()...), "migrate", "--to-context", sshd.Context)
+	args := append(append([]string{"echobackup"}, src.ProjectArgs()...), "migrate", "--to-context", sshd.Context, "--stop-source")
 	cmd := exec.CommandContext(ctx, "docker", args...)
 	cmd.Dir = src.Dir
 	cmd.Env = append(os.Environ(), src.Env...)

@@ -5,6 +5,7 @@
 #
 #   scripts/sshd.sh start ENGINE2_DIR [--prefix P]
 #   scripts/sshd.sh stop SSHD_DIR
+#   scripts/sshd.sh install             only install openssh-server when it is missing
 #
 # start prints, on stdout, lines a shell can eval and a program can split at the first "=":
 #   SSHD_DIR=/tmp/P1a2b3c4d              its folder; give it to stop
@@ -333,6 +334,11 @@ descendants() {
 
 case "${1:-}" in
 start) shift; start "$@" ;;
+install)
+	need
+	install_sshd
+	log "$SSHD: $("$SSHD" -V 2>&1 | head -n 1)"
+	;;
 stop)
 	[ $# -eq 2 ] || die "usage: $0 stop SSHD_DIR"
 	stop "$2"
