@@ -140,6 +140,36 @@ func TestMigrateSSH(t *testing.T) {
 	assertNoHelpers(t, eng, src)
 }
 
+// TestMigrateSSHDataFolder: Echo's documented layout (a ./data bind folder beside the compose
+// file) over ssh to a host with a project folder of its own (engine2.sh --private: the target's
+// ./data is not the source's). The files land there, through helpers on the target.
+func TestMigrateSSHDataFolder(t *testing.T) {
+	src := NewStack(t, "seed")
+	eng := StartEngine2(t, "--private", src.Dir)
+	sshd := StartSSHD(t, eng)
+	eng.LoadImage(t, pgImage)
+	src.Env = append(src.Env, sshd.Env()...)
+	src.Up()
+	tgt := eng.Stack(src)
+	there := filepath.Join(eng.dir, "private", src.DataDir())
+	if _, err := os.Stat(there); !os.IsNotExist(err) {
+		t.Fatalf("the target's ./data (%s) exists before the migrate: %v", there, err)
+	}
+	want := src.state()
+	running := src.runningServices(t)
+	r := src.migrate(RunOpts{}, "--to-context", sshd.Context)
+	if r.Code != 0 {
+		t.Fatalf("migrate --to-context %s (ssh): exit %d\n%s", sshd.Context, r.Code, r.Stderr)
+	}
+	got := state{db: tgt.FingerprintDB(), files: FingerprintDir(t, there).Fingerprint()}
+	assertSameState(t, "target after migrate over ssh", want, got)
+	assertSameState(t, "source after migrate over ssh", want, src.state())
+	if got := tgt.runningServices(t); got != running {
+		t.Errorf("running services on the target: %q, want %q", got, running)
+	}
+	assertNoHelpers(t, eng, src)
+}
+
 // TestMigrateSSHBadTarget: a host that does not answer, a key the server refuses, a remote
 // without the docker CLI. Each is one line naming the context and what went wrong, exit 2
 // (nothing to roll back: nothing started), the target and the source as they were.
