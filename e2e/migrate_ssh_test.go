@@ -215,7 +215,7 @@ func TestMigrateSSHCut(t *testing.T) {
 	sshd.Throttle(t, "2mbit")
 	t.Cleanup(func() { sshd.Throttle(t, "") })
 
-	r, killed := migrateAndCut(t, src, sshd)
+	r, killed := migrateAndCut(t, eng, src, sshd)
 	sshd.Throttle(t, "")
 	t.Logf("killed the plugin's ssh processes %v while the target staged; migrate: exit %d\n%s", killed, r.Code, r.Stderr)
 	if len(killed) == 0 {
@@ -241,7 +241,7 @@ func TestMigrateSSHCut(t *testing.T) {
 // migrateAndCut runs migrate --stop-source to the ssh context and, once it says the target is staging the
 // backup, kills every ssh process the plugin started towards the server: the connections in
 // use then drop, as with a cable pulled; the ones opened later (the rollback's) work again.
-func migrateAndCut(t *testing.T, src *Stack, sshd *SSHD) (Result, []int) {
+func migrateAndCut(t *testing.T, eng *Engine2, src *Stack, sshd *SSHD) (Result, []int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), CommandTimeout)
 	defer cancel()
@@ -258,25 +258,51 @@ func migrateAndCut(t *testing.T, src *Stack, sshd *SSHD) (Result, []int) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(pipe)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	staged, stopPoll := make(chan struct{}), make(chan struct{})
+	go pollStaging(eng, src, staged, stopPoll)
 	var stderr strings.Builder
 	var killed []int
-	sc := bufio.NewScanner(pipe)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		stderr.WriteString(line + "\n")
-		if killed == nil && strings.Contains(line, "staging") {
-			// A moment for the transfer to begin, then the cut.
-			time.Sleep(300 * time.Millisecond)
-			killed = pluginSSH(sshd.Address)
-			for _, p := range killed {
-				syscall.Kill(p, syscall.SIGKILL)
-			}
-			if killed == nil {
-				killed = []int{}
-			}
+	cut := func() {
+		if killed != nil {
+			return
+		}
+		// A moment for the transfer to begin, then the cut.
+		time.Sleep(300 * time.Millisecond)
+		killed = pluginSSH(sshd.Address)
+		for _, p := range killed {
+			syscall.Kill(p, syscall.SIGKILL)
+		}
+		if killed == nil {
+			killed = []int{}
 		}
 	}
+	// Whichever comes first: migrate says the target stages, or the target shows it does.
+	for lines != nil {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				lines = nil
+				continue
+			}
+			stderr.WriteString(line + "\n")
+			if strings.Contains(line, "staging") {
+				cut()
+			}
+		case <-staged:
+			staged = nil
+			cut()
+		}
+	}
+	close(stopPoll)
 	r := Result{Stdout: stdout.String()}
 	if err := cmd.Wait(); err != nil {
 		var exitErr *exec.ExitError
@@ -288,6 +314,25 @@ func migrateAndCut(t *testing.T, src *Stack, sshd *SSHD) (Result, []int) {
 	}
 	r.Stderr = stderr.String()
 	return r, killed
+}
+
+// pollStaging closes staged once the target holds the project's volumes and runs a helper of
+// echo-backup for it: the restore has set up and is staging (the checks before run helpers
+// too, but create no volume of the project).
+func pollStaging(eng *Engine2, src *Stack, staged, stop chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		vols, err1 := eng.Docker("volume", "ls", "-q", "--filter", "name="+src.Name+"_")
+		helpers, err2 := eng.Docker("ps", "-q", "--filter", "status=running", "--filter", "label="+LabelEchoProject+"="+src.Name)
+		if err1 == nil && err2 == nil && len(nonEmptyLines(vols)) > 0 && len(nonEmptyLines(helpers)) > 0 {
+			close(staged)
+			return
+		}
+	}
 }
 
 // pluginSSH: the ssh processes to addr whose parent is the plugin (the docker CLI's connection

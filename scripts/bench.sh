@@ -423,6 +423,28 @@ start_sshd() {
 	log "ssh server on $ssh_addr, context $ssh_ctx ($(docker context inspect --format '{{.Endpoints.docker.Host}}' "$ssh_ctx"))"
 }
 
+# remote_rss_sampler: until killed, the largest RSS (KiB) of one process the ssh server runs for
+# its sessions (sshd's session processes, the remote `docker system dial-stdio`), every 0.2s,
+# one line per sample into $work/remote-rss.
+remote_rss_sampler() {
+	local listener
+	listener="$(sed -n 's/^pid=//p' "$sshd_dir/state" | tail -n 1)"
+	: >"$work/remote-rss"
+	while :; do
+		tree_rss "$listener" | sort -n | tail -n 1 >>"$work/remote-rss"
+		sleep 0.2
+	done
+}
+
+# tree_rss PID: the RSS (KiB) of each process below PID.
+tree_rss() {
+	local p
+	for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		ps -o rss= -p "$p" 2>/dev/null || true
+		tree_rss "$p"
+	done
+}
+
 stop_sshd() {
 	[ -n "$sshd_dir" ] || return 0
 	"$root/scripts/sshd.sh" stop "$sshd_dir" || log "sshd.sh stop failed (its messages above)"
@@ -455,8 +477,13 @@ our_migrate() {
 	before="$(fingerprint)"
 	sync
 	t0=$(now)
-	run_ours migrate -- docker echobackup migrate --to-context "$ssh_ctx" || return 1
+	remote_rss_sampler &
+	local sampler=$!
+	run_ours migrate -- docker echobackup migrate --to-context "$ssh_ctx" || { kill "$sampler" 2>/dev/null; return 1; }
 	R[omigrate_s]=$(since "$t0")
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	R[omigrate_remote_rss]=$(sort -n "$work/remote-rss" 2>/dev/null | tail -n 1 | awk '{ printf "%.1f", $1 / 1024 }')
 	R[omigrate_rss]=$(max_rss_mb "$work/migrate.time")
 	summary="$(grep -m1 '^Migrated to context' "$work/migrate.out" || true)"
 	R[omigrate_save_s]=$(go_seconds "$(sed -n 's/.*(save and verify \([^,]*\),.*/\1/p' <<<"$summary")")
@@ -573,7 +600,8 @@ report() {
 		row "  restore there (s)" "${R[mmigrate_restore_s]:--}" "${R[omigrate_restore_s]:--}" "" ""
 		row "  services down there (s)" "" "${R[omigrate_down_s]:--}" "" ""
 		row "migrate archive, apparent (MB)" "$(mb "${R[m_apparent]}")" "$(mb "${R[omigrate_archive]:-0}")" "" ""
-		row "migrate peak RSS (MB)" "" "${R[omigrate_rss]:--}" "" ""
+		row "migrate peak RSS here (MB)" "" "${R[omigrate_rss]:--}" "" "<= 100  $(verdict "${R[omigrate_rss]:--}" "<=" 100)"
+		row "  remote ssh side, one process" "" "${R[omigrate_remote_rss]:--}" "" "<= 100  $(verdict "${R[omigrate_remote_rss]:--}" "<=" 100)"
 		row "target's data = source's" "${R[mmigrate_same]:--}" "${R[omigrate_same]:--}" "" "(fingerprint: row counts, files)"
 		echo
 		echo "second engine: up in ${R[eng2_up_s]:--}s, images copied in ${R[eng2_images_s]:--}s (neither timed)."
