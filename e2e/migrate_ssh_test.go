@@ -224,7 +224,13 @@ func TestMigrateSSHCut(t *testing.T) {
 	if r.Code == 0 {
 		t.Fatalf("migrate succeeded though its ssh connection was killed mid-transfer")
 	}
-	assertOneErrorLine(t, r.Stderr, sshd.Context, nil)
+	assertOneErrorLine(t, r.Stderr, sshd.Context, regexp.MustCompile(`ssh connection to root@`+regexp.QuoteMeta(sshd.Address)+` was cut`))
+	// Nor do the progress lines quote the ssh helper's wall.
+	for _, noise := range []string{"docker.example.com", "make sure the URL is valid"} {
+		if strings.Contains(r.Stderr, noise) {
+			t.Errorf("migrate's output carries the ssh helper's own text (%q):\n%s", noise, r.Stderr)
+		}
+	}
 	if left := projectOn(t, eng, src); left != "" {
 		t.Errorf("on the target after the cut: %s; want nothing (rolled back)", left)
 	}

@@ -123,6 +123,7 @@ func move(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api co
 	}
 	res.Backup, res.Save = saved.Path, time.Since(start)
 	rep := reporter(ctx, opts.format == formatJSON)
+	rep.ExplainErrors(migrate.ExplainSSHText)
 	log := logTo(rep, dockerCli, opts.format)
 	log(fmt.Sprintf("restoring it on context %q", opts.toContext))
 	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, occupied, rep, log); err != nil {
