@@ -32,14 +32,16 @@ type Engine2 struct {
 // ECHOBACKUP_E2E_ENGINE2_ARGS (split at white space) are added to engine2.sh start: scripts/test.sh
 // makes the second engine an Engine 29 (--dockerd, --path-prefix, --daemon-json) while the suite
 // runs on the installed one, and the installed one (--storage-driver) while it runs on Engine 29,
-// so migrate goes both ways between the versions users move between.
-func StartEngine2(t *testing.T) *Engine2 {
+// so migrate goes both ways between the versions users move between. extra goes to start too
+// ("--private", DIR: the engine gets a folder of its own at DIR).
+func StartEngine2(t *testing.T, extra ...string) *Engine2 {
 	t.Helper()
 	t0 := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// The script removes what it made when it fails to start, so there is nothing to clean here then.
 	args := append([]string{engine2Script(), "start", "--prefix", "ebt-eng2-"}, strings.Fields(os.Getenv("ECHOBACKUP_E2E_ENGINE2_ARGS"))...)
+	args = append(args, extra...)
 	out, err := output(ctx, "", nil, "bash", args...)
 	if err != nil {
 		t.Fatalf("starting a second engine: %v", err)

@@ -25,7 +25,9 @@ type Target struct {
 
 // Open loads the same compose files for the engine of context name. The project is read
 // from this machine's files, as `docker --context NAME compose …` would.
-func Open(ctx context.Context, name string, po compose.ProjectOptions, dbService string) (*Target, error) {
+func Open(ctx context.Context, name string, po compose.ProjectOptions, dbService string) (_ *Target, err error) {
+	// An ssh:// context that cannot be reached is told in ssh's words.
+	defer func() { err = ExplainSSH(err) }()
 	cli, err := newCli(name)
 	if err != nil {
 		return nil, err

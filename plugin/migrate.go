@@ -68,6 +68,8 @@ type migrateResult struct {
 
 func runMigrate(ctx context.Context, dockerCli command.Cli, opts migrateOptions) (err error) {
 	start := time.Now()
+	// A failed or cut ssh:// connection to the target, told in ssh's words.
+	defer func() { err = migrate.ExplainSSH(err) }()
 	if err := checkMigrate(dockerCli, opts); err != nil {
 		return err
 	}
@@ -121,10 +123,11 @@ func move(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api co
 	}
 	res.Backup, res.Save = saved.Path, time.Since(start)
 	rep := reporter(ctx, opts.format == formatJSON)
+	rep.ExplainErrors(migrate.ExplainSSHText)
 	log := logTo(rep, dockerCli, opts.format)
 	log(fmt.Sprintf("restoring it on context %q", opts.toContext))
 	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, occupied, rep, log); err != nil {
-		return fmt.Errorf("migrating project %q to context %q: %w; the backup taken here is %s", plan.Name, opts.toContext, err, saved.Path)
+		return fmt.Errorf("migrating project %q to context %q: %w; the backup taken here is %s", plan.Name, opts.toContext, migrate.ExplainSSH(err), saved.Path)
 	}
 	return nil
 }
@@ -159,7 +162,7 @@ func restoreOnTarget(ctx context.Context, target *migrate.Target, archive, dir s
 	}
 	return restore.Run(ctx, restore.Options{Plan: target.Plan, API: target.API, Services: target.Services,
 		Archive: archive, SafetyBackup: occupied, Dir: migrate.SafetyDir(dir, target.Context),
-		ToolVersion: Version, LocalEngine: false, Log: log, Progress: rep})
+		ToolVersion: Version, LocalEngine: false, Log: func(s string) { log(migrate.ExplainSSHText(s)) }, Progress: rep})
 }
 
 func checkMigrate(dockerCli command.Cli, opts migrateOptions) error {

@@ -27,6 +27,8 @@ type shared struct {
 	lines io.Writer // plain: the timed writer, for Log
 	now   func() time.Time
 	every time.Duration // how often byte counts are redrawn or reported
+	// explain rewrites a failed part's error text (migrate: an ssh helper's wall, in ssh's words).
+	explain func(string) string
 
 	mu       sync.Mutex
 	op       string
@@ -55,6 +57,14 @@ func New(out io.Writer, mode Mode) *Reporter {
 		s.ep, s.every = display.Plain(s.lines), 5*time.Second
 	}
 	return &Reporter{shared: s}
+}
+
+// ExplainErrors makes f rewrite the text of every part that ends with an error; set it before
+// the first Task.
+func (r *Reporter) ExplainErrors(f func(string) string) {
+	if r != nil {
+		r.explain = f
+	}
 }
 
 // Mode is how this Reporter draws; Quiet for nil.

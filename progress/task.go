@@ -108,8 +108,15 @@ func (t *Task) Done(text string) {
 
 // End ends the part as Done when err is nil, else as failed with the error's text.
 func (t *Task) End(text string, err error) {
+	if t == nil {
+		return
+	}
 	if err != nil {
-		t.end(api.Error, "Error", err.Error())
+		msg := err.Error()
+		if t.r.explain != nil {
+			msg = t.r.explain(msg)
+		}
+		t.end(api.Error, "Error", msg)
 		return
 	}
 	t.Done(text)

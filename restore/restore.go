@@ -77,6 +77,7 @@ type run struct {
 	apps    []string
 	j       *Journal // nil until the user has agreed and the first change is about to happen
 	safety  bool     // a safety backup is taken from what the swap sets aside
+	before  existed  // what the project had on the engine before setUp
 }
 
 // setDefaults makes Log and Warn callable.
@@ -184,6 +185,7 @@ func (r *run) setUp(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	r.before = before
 	r.j = r.newJournal(before)
 	if err := backup.PrepareDir(r.o.Dir); err != nil {
 		return err
@@ -516,6 +518,13 @@ func (r *run) rollback(cause error) error {
 		// Only now: a staged copy dropped while the swap is not wholly undone could be the
 		// only one a resume would put back.
 		r.discardStaged()
+		// And what setUp created: a restore that fails onto an empty server (a migrate cut
+		// in the middle) leaves it empty, as one that fails while setting up does. The
+		// helpers go first: they hold the volumes.
+		r.closeHelpers()
+		undoErr = r.removeNew(context.Background(), r.before)
+	}
+	if undoErr == nil {
 		undoErr = r.j.remove()
 	}
 	msg := "nothing was changed"

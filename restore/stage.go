@@ -315,6 +315,7 @@ func (s *folderStage) discard(ctx context.Context, which string) error {
 func (s *folderStage) close() {
 	if s.h != nil {
 		_ = s.h.Remove()
+		s.h = nil
 	}
 }
 

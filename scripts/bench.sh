@@ -12,8 +12,10 @@
 #   --skip-restore  time the saves only
 #   --migrate       also time `docker echobackup migrate --to-context` onto a second engine on this
 #                   machine (scripts/engine2.sh; it gets a project folder of its own, as another host
-#                   would), check that the target holds what the source does, and time the manual
-#                   equivalent: the manual save, a copy, then psql + tar xzf + up on the target
+#                   would) reached over ssh (scripts/sshd.sh: a context host=ssh://root@ADDRESS), check
+#                   that the target holds what the source does, and time the manual equivalent of
+#                   Echo's page over the same ssh server: the manual save, scp of its two files,
+#                   then over ssh: compose up -d postgres, psql < backup.sql, tar xzf, compose up -d
 #
 # Needs root (the manual restore's tar xzf must give files back to uid 1001, as for Echo), go,
 # the docker CLI and an engine. Uses its own DOCKER_CONFIG (never ~/.docker) and its own compose
@@ -29,13 +31,17 @@ TARGET_SIZE=1.0
 TARGET_SAVE_RSS_MB=64
 TARGET_DOWNTIME=0.45
 TARGET_RESTORE_TIME=0.7
+TARGET_MIGRATE_TIME=0.5
 
 scale="${BENCH_SCALE:-1}"
 keep=0
 skip_restore=0
 migrate=0
 eng2_dir=""  # the second engine's folder (scripts/engine2.sh), while it runs
-eng2_ctx=""  # its docker context
+eng2_ctx=""  # its docker context (its unix socket: for checks, never timed)
+sshd_dir=""  # the ssh server in front of it (scripts/sshd.sh), while it runs
+ssh_ctx=""   # the docker context host=ssh://root@ssh_addr, which the migrations use
+ssh_addr=""
 work=""    # temp folder: DOCKER_CONFIG, stack folder, logs
 stack=""   # the compose project folder (Echo's "echo/" folder)
 name=""    # compose project name
@@ -398,7 +404,64 @@ start_engine2() {
 # The target's project folder, as seen from this host.
 target_stack() { echo "$eng2_dir/private$stack"; }
 
+# The ssh server in front of the target, as another host would have: its own key, known_hosts
+# and contexts; its ssh and scp first in PATH (they carry the rig's client config). The remote
+# docker CLI gets the compose plugin, as a host that runs compose deployments has. Not timed.
+start_sshd() {
+	local out
+	log "starting an ssh server in front of it (scripts/sshd.sh)"
+	out="$("$root/scripts/sshd.sh" start "$eng2_dir" --prefix ebbench-ssh-)" || die "the ssh server did not start"
+	sshd_dir="$(sed -n 's/^SSHD_DIR=//p' <<<"$out")"
+	ssh_ctx="$(sed -n 's/^SSHD_CONTEXT=//p' <<<"$out")"
+	ssh_addr="$(sed -n 's/^SSHD_ADDRESS=//p' <<<"$out")"
+	[ -n "$sshd_dir" ] && [ -n "$ssh_ctx" ] && [ -n "$ssh_addr" ] || die "sshd.sh start printed no SSHD_DIR, SSHD_CONTEXT and SSHD_ADDRESS: $out"
+	PATH="$(sed -n 's/^SSHD_PATH=//p' <<<"$out"):$PATH"
+	export PATH
+	mkdir -p "$sshd_dir/remote-docker-config/cli-plugins"
+	cp "$DOCKER_CONFIG/cli-plugins/docker-compose" "$sshd_dir/remote-docker-config/cli-plugins/"
+	remote docker compose version >/dev/null || die "docker compose does not run on the target over ssh"
+	log "ssh server on $ssh_addr, context $ssh_ctx ($(docker context inspect --format '{{.Endpoints.docker.Host}}' "$ssh_ctx"))"
+}
+
+# remote_rss_sampler: until killed, the largest RSS (KiB) of one process the ssh server runs for
+# its sessions (sshd's session processes, the remote `docker system dial-stdio`), every 0.2s,
+# one line per sample into $work/remote-rss.
+remote_rss_sampler() {
+	local listener
+	listener="$(sed -n 's/^pid=//p' "$sshd_dir/state" | tail -n 1)"
+	: >"$work/remote-rss"
+	while :; do
+		tree_rss "$listener" | sort -n | tail -n 1 >>"$work/remote-rss"
+		sleep 0.2
+	done
+}
+
+# tree_rss PID: the RSS (KiB) of each process below PID.
+tree_rss() {
+	local p
+	for p in $(ps -o pid= --ppid "$1" 2>/dev/null); do
+		ps -o rss= -p "$p" 2>/dev/null || true
+		tree_rss "$p"
+	done
+}
+
+stop_sshd() {
+	[ -n "$sshd_dir" ] || return 0
+	"$root/scripts/sshd.sh" stop "$sshd_dir" || log "sshd.sh stop failed (its messages above)"
+	sshd_dir=""
+	ssh_ctx=""
+}
+
+# remote CMD...: CMD in the target's project folder over ssh, with the project's environment
+# (what an admin's shell there would have from the deployment's .env and profile).
+remote() {
+	local cmd
+	cmd="cd $(printf '%q' "$stack") && export COMPOSE_PROJECT_NAME=$name ECHO_MUSIC_DIR=$(printf '%q' "$work/music") ECHOBACKUP_PG_IMAGE=$(printf '%q' "$image") COMPOSE_ANSI=never NO_COLOR=1 &&"
+	ssh -l root "$ssh_addr" "$cmd $*"
+}
+
 stop_engine2() {
+	stop_sshd # first: the engine's namespace holds it
 	[ -n "$eng2_dir" ] || return 0
 	log "stopping the second engine $eng2_ctx"
 	"$root/scripts/engine2.sh" stop "$eng2_dir" || log "engine2.sh stop failed (its messages above)"
@@ -410,12 +473,17 @@ stop_engine2() {
 # restore 22s)", and progress lines "[ 12.3s] stopping echo" (seconds since it started).
 our_migrate() {
 	local t0 before after summary archive
-	log "our migrate: docker echobackup migrate --to-context $eng2_ctx"
+	log "our migrate: docker echobackup migrate --to-context $ssh_ctx (ssh://root@$ssh_addr)"
 	before="$(fingerprint)"
 	sync
 	t0=$(now)
-	run_ours migrate -- docker echobackup migrate --to-context "$eng2_ctx" || return 1
+	remote_rss_sampler &
+	local sampler=$!
+	run_ours migrate -- docker echobackup migrate --to-context "$ssh_ctx" || { kill "$sampler" 2>/dev/null; return 1; }
 	R[omigrate_s]=$(since "$t0")
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	R[omigrate_remote_rss]=$(sort -n "$work/remote-rss" 2>/dev/null | tail -n 1 | awk '{ printf "%.1f", $1 / 1024 }')
 	R[omigrate_rss]=$(max_rss_mb "$work/migrate.time")
 	summary="$(grep -m1 '^Migrated to context' "$work/migrate.out" || true)"
 	R[omigrate_save_s]=$(go_seconds "$(sed -n 's/.*(save and verify \([^,]*\),.*/\1/p' <<<"$summary")")
@@ -441,10 +509,10 @@ our_migrate() {
 		"peak RSS ${R[omigrate_rss]} MB; the target's fingerprint equals the source's"
 }
 
-# The manual way, with what manual_save left here: copy backup.sql and data-backup.tar.gz to
-# the target's project folder (scp on real hosts), then on the target: up -d postgres, psql <
-# backup.sql, tar xzf, up -d. Into an empty target: after our migrate it is emptied first (not
-# timed). Its whole time adds the manual save's.
+# The manual way of Echo's page, with what manual_save left here, over the same ssh server as
+# our migrate: scp backup.sql and data.tar.gz to the target's project folder, then over ssh:
+# compose up -d postgres, psql < backup.sql, tar xzf, compose up -d. Into an empty target: after
+# our migrate it is emptied first (not timed). Its whole time adds the manual save's.
 manual_migrate() {
 	local t0 t1 tdir before after
 	tdir="$(target_stack)"
@@ -452,17 +520,21 @@ manual_migrate() {
 	before="$(fingerprint)"
 	(docker --context "$eng2_ctx" compose down -v --timeout 1) >"$work/mmigrate-compose.log" 2>&1
 	rm -rf "$tdir/data" "$tdir/backups"
-	log "manual migrate: cp backup.sql data-backup.tar.gz; on the target: up -d postgres; psql < backup.sql; tar xzf; up -d"
+	# The page assumes the new server has the deployment's compose files already.
+	scp -q compose.yaml compose.override.yaml "root@$ssh_addr:$stack/"
+	log "manual migrate: scp backup.sql data-backup.tar.gz root@$ssh_addr:$stack/; over ssh: up -d postgres; psql < backup.sql; tar xzf; up -d"
 	sync
 	t0=$(now)
-	cp backup.sql data-backup.tar.gz "$tdir/"
+	scp -q backup.sql data-backup.tar.gz "root@$ssh_addr:$stack/"
 	R[mmigrate_copy_s]=$(since "$t0")
 	t1=$(now)
-	docker --context "$eng2_ctx" compose up -d postgres >>"$work/mmigrate-compose.log" 2>&1
-	wait_db "$eng2_ctx"
-	docker --context "$eng2_ctx" exec -i "$pg" psql -q -U echo echo <"$tdir/backup.sql" >/dev/null 2>"$work/mmigrate-psql.err"
-	tar -C "$tdir" -xzf "$tdir/data-backup.tar.gz"
-	docker --context "$eng2_ctx" compose up -d >>"$work/mmigrate-compose.log" 2>&1
+	remote docker compose up -d postgres >>"$work/mmigrate-compose.log" 2>&1
+	# What the page leaves out: PostgreSQL must accept connections before psql.
+	remote "for i in \$(seq 600); do docker exec $pg psql -X -h 127.0.0.1 -U echo -d echo -Atc 'select 1' >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1" ||
+		die "PostgreSQL on the target did not answer within 2 minutes"
+	remote "docker exec -i $pg psql -q -U echo echo < backup.sql" >/dev/null 2>"$work/mmigrate-psql.err"
+	remote tar xzf data-backup.tar.gz
+	remote docker compose up -d >>"$work/mmigrate-compose.log" 2>&1
 	R[mmigrate_restore_s]=$(since "$t1")
 	R[mmigrate_there_s]=$(since "$t0")
 	R[mmigrate_s]=$(calc "${R[msave_s]} + ${R[mmigrate_there_s]}")
@@ -520,20 +592,22 @@ report() {
 	fi
 	if [ "$migrate" = 1 ]; then
 		echo
-		row "migrate to a 2nd engine" "manual" "echo-backup" "ours/manual" ""
+		row "migrate over ssh to a 2nd engine" "manual" "echo-backup" "ours/manual" "target"
 		r=$(ratio "${R[omigrate_s]:-}" "${R[mmigrate_s]:-}")
-		row "migrate time, whole (s)" "${R[mmigrate_s]:--}" "${R[omigrate_s]:-FAILED}" "$r" ""
+		row "migrate time, whole (s)" "${R[mmigrate_s]:--}" "${R[omigrate_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_MIGRATE_TIME)"
 		row "  save (+ verify) here (s)" "${R[msave_s]}" "${R[omigrate_save_s]:--}" "" ""
-		row "  copy (s)" "${R[mmigrate_copy_s]:--}" "(streamed)" "" ""
+		row "  copy, scp (s)" "${R[mmigrate_copy_s]:--}" "(streamed)" "" ""
 		row "  restore there (s)" "${R[mmigrate_restore_s]:--}" "${R[omigrate_restore_s]:--}" "" ""
 		row "  services down there (s)" "" "${R[omigrate_down_s]:--}" "" ""
 		row "migrate archive, apparent (MB)" "$(mb "${R[m_apparent]}")" "$(mb "${R[omigrate_archive]:-0}")" "" ""
-		row "migrate peak RSS (MB)" "" "${R[omigrate_rss]:--}" "" ""
+		row "migrate peak RSS here (MB)" "" "${R[omigrate_rss]:--}" "" "<= 100  $(verdict "${R[omigrate_rss]:--}" "<=" 100)"
+		row "  remote ssh side, one process" "" "${R[omigrate_remote_rss]:--}" "" "<= 100  $(verdict "${R[omigrate_remote_rss]:--}" "<=" 100)"
 		row "target's data = source's" "${R[mmigrate_same]:--}" "${R[omigrate_same]:--}" "" "(fingerprint: row counts, files)"
 		echo
 		echo "second engine: up in ${R[eng2_up_s]:--}s, images copied in ${R[eng2_images_s]:--}s (neither timed)."
-		echo "manual migrate: the manual save, cp of its two files into the target's folder (scp between hosts),"
-		echo "  then up -d postgres, psql < backup.sql (${R[mmigrate_errors]:--} ERROR lines), tar xzf, up -d, into an empty target."
+		echo "both over ssh://root@${ssh_addr:-?} (scripts/sshd.sh: OpenSSH in the target's namespace, over a veth pair)."
+		echo "manual migrate: the manual save, scp of its two files into the target's folder, then over ssh:"
+		echo "  up -d postgres, psql < backup.sql (${R[mmigrate_errors]:--} ERROR lines), tar xzf, up -d, into an empty target."
 		if [ -n "${R[omigrate_timeline]:-}" ]; then
 			echo "our migrate's progress lines (seconds since it started):"
 			echo "${R[omigrate_timeline]}"
@@ -557,6 +631,7 @@ cleanup() {
 		log "  cd $stack && export DOCKER_CONFIG=$work/docker-config COMPOSE_PROJECT_NAME=$name ECHO_MUSIC_DIR=$work/music ECHOBACKUP_PG_IMAGE=$image"
 		if [ -n "$eng2_dir" ]; then
 			log "The second engine is context $eng2_ctx (its project folder: $(target_stack)); stop it first with:"
+			[ -z "$sshd_dir" ] || log "  DOCKER_CONFIG=$work/docker-config $root/scripts/sshd.sh stop $sshd_dir   (its ssh server, context $ssh_ctx, first)"
 			log "  DOCKER_CONFIG=$work/docker-config $root/scripts/engine2.sh stop $eng2_dir"
 		fi
 		log "Remove it with: (cd $stack && docker compose down -v --timeout 1) && rm -rf $work"
@@ -611,6 +686,7 @@ main() {
 	our_save || true
 	if [ "$migrate" = 1 ]; then
 		start_engine2
+		start_sshd
 		our_migrate || true
 		manual_migrate
 		# Now, not at exit: the restores below should not share the machine with it.

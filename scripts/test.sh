@@ -4,7 +4,8 @@
 # CLI, then on an Engine 29 (containerd image store, containerd v2, runc 1.5) with a v29 CLI,
 # built once by scripts/engine29.sh and started as scripts/engine2.sh starts a second engine.
 # Fails -- never skips -- when no engine can be had. Needs: go, docker CLI, a Docker engine (or
-# dockerd + root); for Engine 29 also root, ip, nsenter, a C compiler and libseccomp-dev.
+# dockerd + root); for Engine 29 also root, ip, nsenter, a C compiler and libseccomp-dev; for
+# the migrate-over-ssh tests root, tc and Debian's openssh-server (installed here when missing).
 #
 #   scripts/test.sh                      everything
 #   E2E_RUN='TestSmoke' scripts/test.sh  pass -run to the e2e suite (on each engine)
@@ -86,6 +87,12 @@ elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
 else
 	echo "WARNING: no ${missing[*]} and no root with apt-get to install them: the shell guard tests will fail." >&2
 	echo "Install them (Debian and Ubuntu: apt-get install ${missing[*]}) and re-run." >&2
+fi
+
+step "openssh-server (the migrate-over-ssh tests run Debian's sshd in front of a second engine: scripts/sshd.sh)"
+if ! "$root/scripts/sshd.sh" install; then
+	echo "WARNING: no sshd and it could not be installed: the TestMigrateSSH tests will fail." >&2
+	echo "Install it (Debian and Ubuntu: apt-get install openssh-server) and re-run, as root." >&2
 fi
 
 engines="${ECHOBACKUP_E2E_ENGINES:-both}"
