@@ -54,7 +54,7 @@ func (p *pipeOut) explain(err error) error {
 	if p == nil || err == nil || !p.gone.Load() {
 		return err
 	}
-	return fmt.Errorf("save --output -: the reader of stdout went away after %s (broken pipe): "+
+	return fmt.Errorf("writing the archive to stdout: the reader went away after %s (broken pipe): "+
 		"what it got is incomplete, and `restore -` refuses it", units.BytesSize(float64(p.n.Load())))
 }
 

@@ -28,7 +28,7 @@ type dbStage struct {
 	newName string
 	oldName string
 	ctx     context.Context // remote mode: open's, for add
-	local   *os.File // near mode: the dump is staged on this machine
+	local   *os.File        // near mode: the dump is staged on this machine
 }
 
 func newDBStage(pg postgres.Target, id string, plain bool) *dbStage {

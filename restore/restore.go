@@ -27,11 +27,11 @@ type Options struct {
 	Plan     *compose.Plan
 	API      compose.Engine
 	Services *compose.Services
-	Archive  string // an echo-backup archive; empty with SQLFile/FilesTar
+	Archive  string    // an echo-backup archive; empty with SQLFile/FilesTar
 	Stream   io.Reader // an archive in the stream form, read once (`restore -`)
-	SQLFile  string // a plain pg_dump, as the manual procedure makes it
-	FilesTar string // a tar.gz of the data folder, as the manual procedure makes it
-	Only     string // "", "db" or "files"
+	SQLFile  string    // a plain pg_dump, as the manual procedure makes it
+	FilesTar string    // a tar.gz of the data folder, as the manual procedure makes it
+	Only     string    // "", "db" or "files"
 
 	ForceProject bool
 	SafetyBackup bool
