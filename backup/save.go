@@ -102,11 +102,15 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if err := PrepareDir(o.Dir); err != nil {
 		return nil, err
 	}
-	unlock, err := Lock(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
-	if err != nil {
-		return nil, err
+	if o.Stream == nil {
+		// A stream writes nothing into Dir; its caller holds the lock it needs (save --output -
+		// while it reads the journal), and taking it twice would wait for itself.
+		unlock, err := Lock(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
 	}
-	defer unlock()
 	if o.LocalEngine {
 		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
 		if o.Stream != nil {

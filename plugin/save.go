@@ -84,7 +84,7 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer func() { unlock() }()
 	if err := noteInterruptedRestore(dockerCli, plan, journalDir, "save"); err != nil {
 		return err
 	}
@@ -93,6 +93,10 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 		if out, err = streamOut(dockerCli); err != nil {
 			return err
 		}
+		// A stream writes nothing into the folder: the lock has done its job once the journal
+		// is read, and a `restore -` on this machine at the other end of the pipe needs it.
+		unlock()
+		unlock = func() {}
 		dir = journalDir
 	}
 	rep := reporter(ctx, opts.quiet || opts.format == formatJSON)
