@@ -95,6 +95,9 @@ func NewStream(out io.Writer, head *Manifest, opts Options) (*Writer, error) {
 	if err == nil {
 		_, err = w.tw.Write(js)
 	}
+	if err == nil {
+		err = w.enc.Flush() // the reader can plan while the first members are read
+	}
 	if err != nil {
 		w.enc.Reset(io.Discard)
 		return nil, fmt.Errorf("archive: writing the stream header: %w", err)

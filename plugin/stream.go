@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -69,7 +70,14 @@ func streamIn(ctx context.Context, dockerCli command.Cli, noPrompt bool) (io.Rea
 		return nil, &compose.UserError{Err: fmt.Errorf("`restore -` reads an archive from stdin, which is a terminal: " +
 			"pipe one in, e.g. `docker echobackup save --output - | ssh HOST docker echobackup restore - --yes`")}
 	}
-	return readerCtx{ctx, dockerCli.In()}, nil
+	in := bufio.NewReaderSize(readerCtx{ctx, dockerCli.In()}, 1<<20)
+	// Wait for the first byte before the backup folder's lock is taken: a `save --output -` on
+	// this machine at the other end of the pipe takes that lock too, and lets it go before it
+	// writes anything.
+	if _, err := in.Peek(1); err != nil {
+		return nil, fmt.Errorf("reading the archive from stdin: %w", err)
+	}
+	return in, nil
 }
 
 // readerCtx stops a read from stdin at the next read once Ctrl-C has cancelled ctx.
