@@ -103,8 +103,8 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 		return nil, err
 	}
 	if o.Stream == nil {
-		// A stream writes nothing into Dir; its caller holds the lock it needs (save --output -
-		// while it reads the journal), and taking it twice would wait for itself.
+		// A stream writes nothing into Dir. Holding the lock through it would stop a
+		// `restore -` on this machine at the other end of the pipe, which takes it too.
 		unlock, err := Lock(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
 		if err != nil {
 			return nil, err
