@@ -159,7 +159,7 @@ func streamTo(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, ap
 			Stream: io.MultiWriter(copyHere, pw),
 		})
 		saveTask.End("Saved", saveErr)
-		pw.CloseWithError(errors.Join(saveErr, io.EOF)) // the restore sees it end, and refuses it if cut short
+		pw.CloseWithError(saveErr) // nil: the restore sees the end; else it refuses what it got
 	}()
 	restored, restoreErr := restore.Run(ctx, restore.Options{Plan: target.Plan, API: target.API, Services: target.Services,
 		Stream: pr, SafetyBackup: occupied, Dir: migrate.SafetyDir(dir, target.Context),
