@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // The stream form (format 3) is written front to back in one pass, for a pipe:
@@ -148,6 +150,11 @@ func (w *Writer) writeParts(name string, mode int64, modTime time.Time, r io.Rea
 	buf := make([]byte, w.opts.PartSize)
 	total := sha256.New()
 	sp := Split{Name: name}
+	enc, err := newEncoder(nil, w.opts.StreamLevel, 1)
+	if err != nil {
+		return sp, err
+	}
+	var packed bytes.Buffer
 	for last := false; !last; {
 		n, err := io.ReadFull(r, buf)
 		switch {
@@ -166,13 +173,84 @@ func (w *Writer) writeParts(name string, mode int64, modTime time.Time, r io.Rea
 		if last {
 			hdr.PAXRecords[paxLast] = "1"
 		}
-		if err := w.Add(hdr, bytes.NewReader(part)); err != nil {
+		mem, err := w.reservePart(hdr)
+		if err != nil {
+			return sp, err
+		}
+		mem.SHA256 = fmt.Sprintf("%x", sum)
+		if err := packPart(enc, &packed, hdr, part); err != nil {
+			return sp, err
+		}
+		if err := w.splice(packed.Bytes(), mem); err != nil {
 			return sp, err
 		}
 		sp.Size += int64(n)
 	}
 	sp.SHA256 = hexSum(total)
 	return sp, nil
+}
+
+// reservePart checks and records a part's name as Add does.
+func (w *Writer) reservePart(hdr *tar.Header) (Member, error) {
+	h, mem, err := normalize(hdr)
+	if err != nil {
+		return Member{}, err
+	}
+	*hdr = *h
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := w.names.check(h.Name, TypeFile, ""); err != nil {
+		return Member{}, err
+	}
+	w.names.add(h.Name, TypeFile)
+	return mem, nil
+}
+
+// packPart compresses a whole part member (header, content, padding) into a zstd frame of its
+// own, in the stream's goroutine: the dump compresses on one core while the files do on another.
+func packPart(enc *zstd.Encoder, out *bytes.Buffer, hdr *tar.Header, part []byte) error {
+	var head bytes.Buffer
+	tw := tar.NewWriter(&head)
+	if err := tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("building the header of %q: %w", hdr.Name, err)
+	}
+	// tw is dropped without Close: only the header bytes are wanted.
+	out.Reset()
+	enc.Reset(out)
+	for _, b := range [][]byte{head.Bytes(), part, make([]byte, padding(int64(len(part))))} {
+		if _, err := enc.Write(b); err != nil {
+			return fmt.Errorf("compressing %q: %w", hdr.Name, err)
+		}
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("compressing %q: %w", hdr.Name, err)
+	}
+	return nil
+}
+
+// splice puts a packed part between two members of the main stream: the main frame ends, the
+// part's frame follows as is, and a new main frame starts. zstd and tar read frames in a row
+// as one stream.
+func (w *Writer) splice(frame []byte, mem Member) error {
+	w.mainMu.Lock()
+	defer w.mainMu.Unlock()
+	if w.err != nil {
+		return fmt.Errorf("archive is unusable after an earlier error: %w", w.err)
+	}
+	err := w.tw.Flush() // the previous member's padding
+	if err == nil {
+		err = w.enc.Close()
+	}
+	if err == nil {
+		_, err = w.body.Write(frame)
+	}
+	if err != nil {
+		w.err = err
+		return fmt.Errorf("archive: adding %q: %w", mem.Name, err)
+	}
+	w.enc.Reset(w.body)
+	w.members = append(w.members, mem)
+	return nil
 }
 
 // commitStream writes the trailer: the last member, the end of the tar, and the footer.
