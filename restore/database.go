@@ -106,15 +106,17 @@ func (d *dbStage) add(hdr *tar.Header, r io.Reader) error {
 		fed <- err
 	}()
 	err := compose.CopyTo(d.ctx, d.pg.API, d.pg.Container, d.dir, pr)
-	pr.CloseWithError(errors.New("the engine stopped reading"))
-	if ferr := <-fed; ferr != nil && !errors.Is(ferr, io.ErrClosedPipe) || err == nil && ferr != nil {
+	pr.CloseWithError(errEngineStopped)
+	switch ferr := <-fed; {
+	case ferr != nil && !errors.Is(ferr, errEngineStopped): // reading the archive failed
 		return fmt.Errorf("staging the dump: %w", ferr)
-	}
-	if err != nil {
+	case err != nil:
 		return fmt.Errorf("staging the dump: %w", err)
 	}
 	return nil
 }
+
+var errEngineStopped = errors.New("the engine stopped reading the dump")
 
 // addStdin writes the dump into the container through a shell's stdin. A read error must not
 // pass for the end of the dump, which the shell would take it for.
