@@ -52,6 +52,9 @@ type Manifest struct {
 	// Members is filled in by Writer.Commit: every member after
 	// manifest.json, in archive order.
 	Members []Member `json:"members"`
+	// Split lists, in the stream form, the members stored as parts (the dump); their parts
+	// are in Members.
+	Split []Split `json:"split,omitempty"`
 }
 
 // Tool names the program that wrote the backup.

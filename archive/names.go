@@ -55,7 +55,7 @@ func newTree() *tree {
 // check reports why name (in archive form) cannot be added; it changes nothing.
 func (t *tree) check(name, typ, hardlink string) error {
 	key := strings.TrimSuffix(name, "/")
-	if key == manifestName {
+	if key == manifestName || key == headerName {
 		return fmt.Errorf("member name %q is reserved", name)
 	}
 	if _, dup := t.kinds[key]; dup {

@@ -30,6 +30,9 @@ func (e *VerifyError) Error() string {
 		len(e.Problems), strings.Join(e.Problems, "; "))
 }
 
+// errStreamForm: the archive is in the stream form, whose manifest is its trailer.
+var errStreamForm = errors.New("archive: the stream form")
+
 // ReadManifest returns the manifest of the backup at path, decoding only the
 // first member. It does not verify the archive; Walk does.
 func ReadManifest(path string) (*Manifest, error) {
@@ -45,6 +48,9 @@ func ReadManifest(path string) (*Manifest, error) {
 	}
 	defer dec.Close()
 	m, _, err := readManifestMember(tar.NewReader(dec))
+	if errors.Is(err, errStreamForm) {
+		m, err = readStreamManifest(f)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("archive: reading manifest of %s: %w", path, err)
 	}
@@ -56,6 +62,9 @@ func readManifestMember(tr *tar.Reader) (*Manifest, *tar.Header, error) {
 	hdr, err := tr.Next()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: reading the first member: %w", ErrNotBackup, err)
+	}
+	if hdr.Name == headerName {
+		return nil, nil, errStreamForm
 	}
 	if hdr.Name != manifestName || hdr.Typeflag != tar.TypeReg {
 		return nil, nil, fmt.Errorf("%w: the first member is %q, not %s", ErrNotBackup, hdr.Name, manifestName)
@@ -101,6 +110,14 @@ func Walk(path string, fn func(hdr *tar.Header, r io.Reader) error) (*Manifest, 
 		return nil, fmt.Errorf("archive: verifying: %w", err)
 	}
 	defer f.Close()
+	if stream, _ := IsStreamFile(path); stream {
+		m, err := walkStreamFile(f, fn)
+		var verr *VerifyError
+		if err != nil && !errors.As(err, &verr) {
+			err = fmt.Errorf("archive: verifying %s: %w", path, err)
+		}
+		return m, err
+	}
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("archive: verifying: %w", err)

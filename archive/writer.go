@@ -37,6 +37,9 @@ type Options struct {
 	// rename; "" gives up with fs.ErrExist. Nil: the path is the only one. Two writers may
 	// race for a name, so Commit still never overwrites: it only moves on. See Writer.Path.
 	NextPath func(taken string) string
+	// PartSize bounds the parts of an AddStream member in the stream form (NewStream); default
+	// DefaultPartSize.
+	PartSize int
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -102,6 +105,11 @@ type Writer struct {
 	skipped  []Skipped
 
 	written atomic.Int64
+
+	// The stream form (NewStream): out is the pipe; AddStream members go out as parts.
+	out        io.Writer
+	splits     []Split
+	splitNames map[string]bool
 }
 
 // Leave records an entry of a source that the archive does not hold (a socket, a device
@@ -421,7 +429,11 @@ func (w *Writer) Commit(m *Manifest) error {
 	if err != nil {
 		return fmt.Errorf("archive: committing %s: %w", w.path, err)
 	}
-	if err := w.commit(m, streams); err != nil {
+	commit := func() error { return w.commit(m, streams) }
+	if w.isStream() {
+		commit = func() error { return w.commitStream(m) }
+	}
+	if err := commit(); err != nil {
 		w.err = err
 		w.mu.Lock()
 		if w.state == stateCommitting {
@@ -528,6 +540,15 @@ func fillManifest(m *Manifest, members []Member, streams []*sideStream) {
 // manifestFrame returns manifest.json as a complete tar member (header,
 // content, padding) compressed in one zstd frame.
 func manifestFrame(frames *zstd.Encoder, m *Manifest) ([]byte, error) {
+	member, err := manifestTar(m)
+	if err != nil {
+		return nil, err
+	}
+	return frames.EncodeAll(member, nil), nil
+}
+
+// manifestTar returns manifest.json as a complete tar member.
+func manifestTar(m *Manifest) ([]byte, error) {
 	js, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, fmt.Errorf("encoding manifest: %w", err)
@@ -555,7 +576,7 @@ func manifestFrame(frames *zstd.Encoder, m *Manifest) ([]byte, error) {
 	if err := tw.Flush(); err != nil {
 		return nil, fmt.Errorf("padding manifest: %w", err)
 	}
-	return frames.EncodeAll(buf.Bytes(), nil), nil
+	return buf.Bytes(), nil
 }
 
 // readsBack decodes the manifest as verify and restore will, and refuses to commit one that
@@ -640,7 +661,9 @@ func (w *Writer) Abort() error {
 			w.file.Close()
 			w.file = nil
 		}
-		errs = append(errs, removeFile(w.tmpPath))
+		if w.tmpPath != "" {
+			errs = append(errs, removeFile(w.tmpPath))
+		}
 	}
 	for path, f := range sides {
 		if f != nil {

@@ -18,7 +18,7 @@ import (
 // The dump is recorded under name, the live database's, whichever database t reads; its
 // bytes count on task.
 func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, name string, m *archive.Manifest, res *Result, task *progress.Task) error {
-	member := "db/" + name + ".dump"
+	member := dumpMember(name)
 	dumpR, dumpW := io.Pipe()
 	tocR, tocW := io.Pipe()
 	g, gctx := errgroup.WithContext(ctx)
@@ -51,6 +51,8 @@ func saveDatabase(ctx context.Context, w *archive.Writer, t postgres.Target, nam
 	m.Database = manifestDatabase(m, t, name, info, member)
 	return nil
 }
+
+func dumpMember(name string) string { return "db/" + name + ".dump" }
 
 func manifestDatabase(m *archive.Manifest, t postgres.Target, name string, info *postgres.DumpInfo, member string) *archive.Database {
 	db := &archive.Database{Name: name, User: t.User, ServerVersion: info.ServerVersion,

@@ -21,7 +21,7 @@ import (
 
 // saveFiles writes every data folder and volume, then the deployment files. With Pause the app
 // is frozen only for as long as its files take.
-func saveFiles(ctx context.Context, w *archive.Writer, o SaveOptions, m *archive.Manifest) (err error) {
+func saveFiles(ctx context.Context, w *archive.Writer, o SaveOptions, m *archive.Manifest, sources []archive.Source) (err error) {
 	if o.Pause {
 		resume, perr := compose.PauseApps(ctx, o.API, o.Plan)
 		defer func() { err = errors.Join(err, resume()) }()
@@ -29,12 +29,7 @@ func saveFiles(ctx context.Context, w *archive.Writer, o SaveOptions, m *archive
 			return perr
 		}
 	}
-	for _, src := range DataSources(o.Plan) {
-		if !sourceExists(o.Plan, src) {
-			// Not recorded: a restore must leave alone what the backup knows nothing about.
-			o.Warn(fmt.Sprintf("%s %s does not exist: nothing to save there", src.Kind, src.Path))
-			continue
-		}
+	for _, src := range sources {
 		task := o.Progress.Task(SourceLabel(o.Plan.WorkingDir, src), "Saving", sourceSize(o.Plan, src))
 		err := saveSource(ctx, countedSink{w, task}, o, src)
 		task.End("Saved", err)
@@ -49,6 +44,20 @@ func saveFiles(ctx context.Context, w *archive.Writer, o SaveOptions, m *archive
 	}
 	m.Sources = append(m.Sources, dep)
 	return nil
+}
+
+// savedSources are the data sources that exist, the ones a save records.
+func savedSources(o SaveOptions) []archive.Source {
+	var out []archive.Source
+	for _, src := range DataSources(o.Plan) {
+		if !sourceExists(o.Plan, src) {
+			// Not recorded: a restore must leave alone what the backup knows nothing about.
+			o.Warn(fmt.Sprintf("%s %s does not exist: nothing to save there", src.Kind, src.Path))
+			continue
+		}
+		out = append(out, src)
+	}
+	return out
 }
 
 // DataSources are the plan's folders and volumes saved as files, each once even when several
@@ -133,13 +142,17 @@ func saveThroughHelper(ctx context.Context, w files.Sink, o SaveOptions, src arc
 
 // saveDeployment keeps the compose and env files, so a bare server can be rebuilt from the archive.
 func saveDeployment(w *archive.Writer, plan *compose.Plan) (archive.Source, error) {
-	src := archive.Source{Name: "deployment", Kind: archive.KindDeployment, Path: plan.WorkingDir, Member: "deployment/"}
+	src := deploymentSource(plan)
 	for _, p := range append(append([]string{}, plan.ConfigFiles...), plan.EnvFiles...) {
 		if err := addDeploymentFile(w, plan.WorkingDir, p); err != nil {
 			return src, err
 		}
 	}
 	return src, nil
+}
+
+func deploymentSource(plan *compose.Plan) archive.Source {
+	return archive.Source{Name: "deployment", Kind: archive.KindDeployment, Path: plan.WorkingDir, Member: "deployment/"}
 }
 
 func addDeploymentFile(w *archive.Writer, workDir, p string) error {

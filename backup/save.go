@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -42,6 +43,9 @@ type SaveOptions struct {
 	Lock *Lock
 	// From, when set, saves what a restore has just set aside instead of the live data.
 	From *SetAside
+	// Stream, when set, receives the archive in the stream form, front to back, and nothing is
+	// written into Dir, whose lock Save then does not take.
+	Stream io.Writer
 }
 
 // SetAside is the state a restore moved out of the way: the live database renamed, folders
@@ -107,7 +111,9 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	if err := PrepareDir(o.Dir); err != nil {
 		return nil, err
 	}
-	if !o.Lock.Holds(o.Dir) {
+	if o.Stream == nil && !o.Lock.Holds(o.Dir) {
+		// A stream writes nothing into Dir. Holding the lock through it would stop a
+		// `restore -` on this machine at the other end of the pipe, which takes it too.
 		l, err := store.Acquire(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
 		if err != nil {
 			return nil, err
@@ -116,9 +122,15 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	}
 	if o.LocalEngine {
 		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
+		if o.Stream != nil {
+			// Only a FIFO, but a stream leaves nothing at all in the backup folder.
+			target.Near.Dir = os.TempDir()
+		}
 	}
-	if err := checkSpace(ctx, target, o); err != nil {
-		return nil, err
+	if o.Stream == nil {
+		if err := checkSpace(ctx, target, o); err != nil {
+			return nil, err
+		}
 	}
 	dbSize, err := target.DumpSize(ctx)
 	if err != nil {
@@ -142,14 +154,13 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	// To the millisecond: list and restore's "latest" order by it, and two saves can start
 	// in the same second.
 	created := time.Now().UTC().Truncate(time.Millisecond)
-	path := filepath.Join(o.Dir, FileName(o.Plan.Name, created))
-	w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest,
-		NextPath: store.NextName(o.Dir, o.Plan.Name, created)})
+	m := newManifest(o, created)
+	sources := savedSources(o)
+	w, err := openArchive(ctx, o, target, m, sources, reserve)
 	if err != nil {
-		return nil, fmt.Errorf("creating backup %s: %w", path, err)
+		return nil, err
 	}
 	defer w.Abort()
-	m := newManifest(o, created)
 	res := &Result{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -158,7 +169,7 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 		task.End("Saved", err)
 		return err
 	})
-	g.Go(func() error { return saveFiles(gctx, w, o, m) })
+	g.Go(func() error { return saveFiles(gctx, w, o, m, sources) })
 	err = g.Wait()
 	if err != nil {
 		return nil, full(o.Dir, w, err)
@@ -170,7 +181,41 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	if len(m.Skipped) > 0 {
 		o.Warn(SkippedSummary(m.Skipped))
 	}
+	if o.Stream != nil {
+		res.Size = w.Written()
+	}
 	return finish(res, m)
+}
+
+// openArchive starts the archive: a file in Dir, or the stream form on o.Stream, whose header
+// says beforehand what a restore needs to plan: the sources and the database's versions.
+func openArchive(ctx context.Context, o SaveOptions, target postgres.Target, m *archive.Manifest, sources []archive.Source, reserve int64) (*archive.Writer, error) {
+	if o.Stream == nil {
+		path := filepath.Join(o.Dir, FileName(o.Plan.Name, m.Created))
+		w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest,
+			NextPath: store.NextName(o.Dir, o.Plan.Name, m.Created)})
+		if err != nil {
+			return nil, fmt.Errorf("creating backup %s: %w", path, err)
+		}
+		return w, nil
+	}
+	head := *m
+	head.Sources = append(append([]archive.Source(nil), sources...), deploymentSource(o.Plan))
+	dump := o.dumpTarget(target)
+	info := &postgres.DumpInfo{}
+	var err error
+	if info.ServerVersion, err = dump.ServerVersion(ctx); err != nil {
+		return nil, fmt.Errorf("reading the version of database %q: %w", target.Database, err)
+	}
+	if info.PgDumpVersion, err = dump.PgDumpVersion(ctx); err != nil {
+		return nil, fmt.Errorf("running pg_dump --version: %w", err)
+	}
+	head.Database = manifestDatabase(m, dump, target.Database, info, dumpMember(target.Database))
+	w, err := archive.NewStream(o.Stream, &head, archive.Options{StreamLevel: zstd.SpeedFastest})
+	if err != nil {
+		return nil, fmt.Errorf("starting the stream: %w", err)
+	}
+	return w, nil
 }
 
 // SkippedSummary is the one line that says what a backup left out and why.
@@ -219,11 +264,14 @@ func nearlyFull(dir string) bool {
 }
 
 func finish(res *Result, m *archive.Manifest) (*Result, error) {
-	st, err := os.Stat(res.Path)
-	if err != nil {
-		return nil, err
+	if res.Size == 0 {
+		st, err := os.Stat(res.Path)
+		if err != nil {
+			return nil, err
+		}
+		res.Size = st.Size()
 	}
-	res.Size, res.Rows, res.Files, res.Skipped = st.Size(), m.Rows(), m.Files(), len(m.Skipped)
+	res.Rows, res.Files, res.Skipped = m.Rows(), m.Files(), len(m.Skipped)
 	res.Tables = len(m.Database.Tables)
 	return res, nil
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -90,8 +91,11 @@ func walkAndCheck(ctx context.Context, o VerifyOptions, m *archive.Manifest, pg 
 		defer trial.remove()
 	}
 	sums := memberSums(m)
+	var mu sync.Mutex // a stream file's dump is handed on from another goroutine
 	_, err := archive.Walk(o.Path, func(hdr *tar.Header, r io.Reader) error {
+		mu.Lock()
 		res.Members++
+		mu.Unlock()
 		if hdr.Name == m.Database.Member {
 			return checkDump(ctx, pg, o.Deep, r, res)
 		}

@@ -2,7 +2,10 @@ package plugin
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,6 +18,7 @@ import (
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/progress"
 	"github.com/echo-backup/echo-backup/restore"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type migrateOptions struct {
@@ -116,18 +120,85 @@ func move(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api co
 		}()
 	}
 	dir := backup.Dir(opts.dir, plan.WorkingDir)
-	saved, err := saveVerified(ctx, dockerCli, plan, api, dir,
-		map[string]string{backup.LabelPinned: backup.PinnedMigrate, migrate.LabelTo: opts.toContext})
-	if err != nil {
-		return err
-	}
-	res.Backup, res.Save = saved.Path, time.Since(start)
 	rep := reporter(ctx, opts.format == formatJSON)
 	rep.ExplainErrors(migrate.ExplainSSHText)
 	log := logTo(rep, dockerCli, opts.format)
-	log(fmt.Sprintf("restoring it on context %q", opts.toContext))
-	if res.Restore, err = restoreOnTarget(ctx, target, saved.Path, dir, occupied, rep, log); err != nil {
-		return fmt.Errorf("migrating project %q to context %q: %w; the backup taken here is %s", plan.Name, opts.toContext, migrate.ExplainSSH(err), saved.Path)
+	log(fmt.Sprintf("saving here and restoring on context %q at the same time", opts.toContext))
+	kept, restored, err := streamTo(ctx, dockerCli, plan, api, target, dir, opts, occupied, rep, log)
+	res.Backup, res.Save, res.Restore = kept, time.Since(start), restored
+	if err != nil {
+		if kept != "" {
+			return fmt.Errorf("migrating project %q to context %q: %w; the backup taken here is %s", plan.Name, opts.toContext, migrate.ExplainSSH(err), kept)
+		}
+		return fmt.Errorf("migrating project %q to context %q: %w", plan.Name, opts.toContext, migrate.ExplainSSH(err))
+	}
+	say(ctx, dockerCli, "Saved and verified "+kept)
+	return nil
+}
+
+// streamTo saves here in the stream form straight into the restore on the target, through a
+// pipe in this process, and keeps a copy of the stream here, pinned: the way back. The copy is
+// verified once the target has it. Whichever side fails ends the pipe, so the other stops too:
+// a restore that did not get the whole stream refuses it and rolls back.
+func streamTo(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine, target *migrate.Target,
+	dir string, opts migrateOptions, occupied bool, rep *progress.Reporter, log func(string)) (string, *restore.Result, error) {
+	if err := target.PrepareFolders(ctx); err != nil {
+		return "", nil, err
+	}
+	copyHere, err := store.CreateCopy(dir, plan.Name, time.Now())
+	if err != nil {
+		return "", nil, err
+	}
+	defer copyHere.Discard()
+	pr, pw := io.Pipe()
+	saveTask := rep.Task("save here", "Saving", 0)
+	var saveErr error
+	saved := make(chan struct{})
+	go func() {
+		defer close(saved)
+		_, saveErr = backup.Save(ctx, backup.SaveOptions{
+			Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli), Dir: dir,
+			Labels:      map[string]string{backup.LabelPinned: backup.PinnedMigrate, migrate.LabelTo: opts.toContext},
+			ToolVersion: Version, Progress: rep.Under(saveTask), Warn: warner(dockerCli, rep),
+			Stream: io.MultiWriter(copyHere, pw),
+		})
+		saveTask.End("Saved", saveErr)
+		pw.CloseWithError(saveErr) // nil: the restore sees the end; else it refuses what it got
+	}()
+	restored, restoreErr := restore.Run(ctx, restore.Options{Plan: target.Plan, API: target.API, Services: target.Services,
+		Stream: pr, SafetyBackup: occupied, Dir: migrate.SafetyDir(dir, target.Context),
+		ToolVersion: Version, LocalEngine: false, Log: func(s string) { log(migrate.ExplainSSHText(s)) }, Progress: rep})
+	pr.CloseWithError(errRestoreStopped)
+	<-saved
+	switch {
+	case saveErr != nil && errors.Is(saveErr, errRestoreStopped):
+		return "", nil, restoreErr // the restore stopped first: its error says why
+	case saveErr != nil:
+		return "", nil, fmt.Errorf("saving project %q: %w (the target was rolled back)", plan.Name, saveErr)
+	}
+	kept, err := copyHere.Keep()
+	if err != nil {
+		return "", nil, errors.Join(restoreErr, err)
+	}
+	if err := verifyCopy(ctx, plan, api, kept, rep); err != nil {
+		return kept, restored, errors.Join(restoreErr, err)
+	}
+	return kept, restored, restoreErr
+}
+
+var errRestoreStopped = errors.New("the restore on the target stopped reading")
+
+// verifyCopy verifies the copy kept here with the code verify runs, and records it.
+func verifyCopy(ctx context.Context, plan *compose.Plan, api compose.Engine, path string, rep *progress.Reporter) error {
+	vo := backup.VerifyOptions{Path: path, API: api}
+	if db, err := plan.DatabaseContainer(); err == nil {
+		vo.DBContainer = db.ID
+	}
+	task := rep.Task("verify "+filepath.Base(path), "Verifying", 0)
+	_, err := backup.Verify(ctx, vo)
+	task.End("Verified", err)
+	if err != nil {
+		return fmt.Errorf("verifying the backup kept here (%s): %w", path, err)
 	}
 	return nil
 }
@@ -150,19 +221,6 @@ func stopSourceApps(ctx context.Context, dockerCli command.Cli, plan *compose.Pl
 		return nil, nil, restart(err)
 	}
 	return apps, restart, nil
-}
-
-// restoreOnTarget runs the ordinary restore on the target's engine, never as a local one: its
-// bind folders and the dump go through helper containers there. A target that held data is
-// saved first (into a folder named after the context, beside the backups here).
-func restoreOnTarget(ctx context.Context, target *migrate.Target, archive, dir string, occupied bool,
-	rep *progress.Reporter, log func(string)) (*restore.Result, error) {
-	if err := target.PrepareFolders(ctx); err != nil {
-		return nil, err
-	}
-	return restore.Run(ctx, restore.Options{Plan: target.Plan, API: target.API, Services: target.Services,
-		Archive: archive, SafetyBackup: occupied, Dir: migrate.SafetyDir(dir, target.Context),
-		ToolVersion: Version, LocalEngine: false, Log: func(s string) { log(migrate.ExplainSSHText(s)) }, Progress: rep})
 }
 
 func checkMigrate(dockerCli command.Cli, opts migrateOptions) error {

@@ -136,12 +136,9 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	ro.Log, ro.Warn = restoreLogs(ro.Progress, dockerCli, opts.format)
 	fromStdin := arg == stdStream
 	if fromStdin {
-		path, done, err := spoolStdin(ctx, dockerCli, ro.Dir, opts.yes || opts.dryRun)
-		if err != nil {
+		if ro.Stream, err = streamIn(ctx, dockerCli, opts.yes || opts.dryRun); err != nil {
 			return err
 		}
-		defer done()
-		arg = path
 	}
 	if !opts.dryRun {
 		// Taken before latest is resolved, so a prune cannot remove the backup on the way.
@@ -150,8 +147,10 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 		}
 		defer ro.Lock.Unlock()
 	}
-	if err := restoreInput(&ro, arg, plan); err != nil {
-		return err
+	if !fromStdin {
+		if err := restoreInput(&ro, arg, plan); err != nil {
+			return err
+		}
 	}
 	// The block starts once the plan is confirmed: a terminal's redraws must not cover the question.
 	started := false
@@ -171,7 +170,7 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 		return err
 	}
 	if fromStdin {
-		res.Archive = "stdin" // the spool file is gone by the time anyone reads this
+		res.Archive = "stdin"
 	}
 	return printRestored(dockerCli, res, opts.format)
 }

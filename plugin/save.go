@@ -58,7 +58,7 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 		return err
 	}
 	if opts.prune && opts.output == stdStream {
-		// The archive leaves through stdout and its spool is removed: nothing lands in a folder
+		// The archive leaves through stdout: nothing lands in a folder
 		// that a prune could bound, and pruning the default folder would surprise.
 		return cli.StatusError{StatusCode: exitUsage, Status: "--prune cannot be used with --output -: " +
 			"the archive goes to stdout, not into the backup folder; run prune where the archives are kept"}
@@ -88,12 +88,15 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	if err := noteInterruptedRestore(dockerCli, plan, journalDir, "save"); err != nil {
 		return err
 	}
+	var out *pipeOut
 	if opts.output == stdStream {
-		var done func()
-		if dir, done, err = spoolDir(dockerCli, backup.Dir("", plan.WorkingDir)); err != nil {
+		if out, err = streamOut(dockerCli); err != nil {
 			return err
 		}
-		defer done()
+		// A stream writes nothing into the folder: the lock has done its job once the journal
+		// is read, and a `restore -` on this machine at the other end of the pipe needs it.
+		lock.Unlock()
+		dir = journalDir
 	}
 	rep := reporter(ctx, opts.quiet || opts.format == formatJSON)
 	rep.Start(ctx, "save")
@@ -101,16 +104,21 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 		Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
 		Dir: dir, Pause: opts.pause,
 		ToolVersion: Version, Progress: rep, Warn: warner(dockerCli, rep), Lock: lock,
+		Stream: streamWriter(out),
 	})
 	rep.Done(err == nil)
 	if err != nil {
-		return err
+		return out.explain(err)
 	}
 	if err := protectAfterSave(ctx, dockerCli, api, plan, protect, res.Path); err != nil {
 		return err
 	}
 	if opts.output == stdStream {
-		return sendArchive(dockerCli, res, opts)
+		// stdout is taken by the archive: the summary goes to stderr.
+		if opts.quiet {
+			return nil
+		}
+		return printSaved(dockerCli.Err(), res, opts)
 	}
 	if err := printSaved(dockerCli.Out(), res, opts); err != nil || !opts.prune {
 		return err
@@ -121,6 +129,14 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	}
 	fmt.Fprintln(dockerCli.Err(), pruned.Summary())
 	return nil
+}
+
+// streamWriter is nil, not a nil *pipeOut, without a stream: Save tests for nil.
+func streamWriter(out *pipeOut) io.Writer {
+	if out == nil {
+		return nil
+	}
+	return out
 }
 
 func printSaved(out io.Writer, res *backup.Result, opts saveOptions) error {

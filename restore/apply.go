@@ -22,6 +22,9 @@ import (
 // sets aside, so that it holds the app's writes up to the moment it stopped.)
 func (r *run) stageAndLoad(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
+	if s, ok := r.src.(*streamInput); ok {
+		s.start(gctx, r.db != nil)
+	}
 	g.Go(func() error { return r.stageFiles(gctx) })
 	if r.db != nil {
 		g.Go(func() error { return r.stageAndLoadDB(gctx) })
@@ -69,7 +72,7 @@ func (r *run) stageAndLoadDB(ctx context.Context) error {
 	}
 	r.o.Log("loading the dump into a new database beside the live one")
 	task := r.o.Progress.Task(fmt.Sprintf("database %q", r.pg.Database), "Loading", 0)
-	err := r.db.load(ctx, &r.undo, r.jobs(), r.expectedTables())
+	err := r.db.load(ctx, &r.undo, r.jobs(), r.src.tables)
 	task.End("Loaded and checked", err)
 	if err != nil {
 		return err
@@ -99,13 +102,6 @@ func (r *run) jobs() int {
 		return r.o.Jobs
 	}
 	return max(2, runtime.NumCPU())
-}
-
-func (r *run) expectedTables() []archive.Table {
-	if m := r.src.manifest(); m != nil && m.Database != nil {
-		return m.Database.Tables
-	}
-	return nil
 }
 
 // somethingToSave is false on a wrecked deployment, where only a fresh, empty database runs.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/backup"
@@ -26,10 +27,8 @@ type dbStage struct {
 	id      string
 	newName string
 	oldName string
-	pw      *io.PipeWriter
-	tw      *tar.Writer
-	copied  chan error
-	local   *os.File // near mode: the dump is staged on this machine
+	ctx     context.Context // remote mode: open's, for add
+	local   *os.File        // near mode: the dump is staged on this machine
 }
 
 func newDBStage(pg postgres.Target, id string, plain bool) *dbStage {
@@ -45,13 +44,7 @@ func (d *dbStage) open(ctx context.Context) error {
 		Cmd: []string{"sh", "-c", `rm -rf "$1" && mkdir -p "$1" && chmod 0700 "$1"`, "sh", d.dir}}); err != nil {
 		return fmt.Errorf("preparing %s in the database container: %w", d.dir, err)
 	}
-	pr, pw := io.Pipe()
-	d.pw, d.tw, d.copied = pw, tar.NewWriter(pw), make(chan error, 1)
-	go func() {
-		err := compose.CopyTo(ctx, d.pg.API, d.pg.Container, d.dir, pr)
-		pr.CloseWithError(err)
-		d.copied <- err
-	}()
+	d.ctx = ctx
 	return nil
 }
 
@@ -84,7 +77,8 @@ func (d *dbStage) fileName() string {
 	return "db.dump"
 }
 
-// add stages the dump; size comes from the archive member.
+// add stages the dump. A size below 0 (a stream's dump, whose size comes at its end) is
+// written by a shell in the container from stdin; a known size goes as a tar to the engine.
 func (d *dbStage) add(hdr *tar.Header, r io.Reader) error {
 	if d.local != nil {
 		if _, err := io.Copy(d.local, r); err != nil {
@@ -92,31 +86,79 @@ func (d *dbStage) add(hdr *tar.Header, r io.Reader) error {
 		}
 		return nil
 	}
-	name := d.fileName()
-	d.file = d.dir + "/" + name
-	h := &tar.Header{Name: name, Mode: 0o600, Size: hdr.Size, ModTime: hdr.ModTime, Typeflag: tar.TypeReg}
-	if err := d.tw.WriteHeader(h); err != nil {
-		return fmt.Errorf("staging the dump: %w", err)
+	d.file = d.dir + "/" + d.fileName()
+	if hdr.Size < 0 {
+		return d.addStdin(r)
 	}
-	if _, err := io.Copy(d.tw, r); err != nil {
+	h := &tar.Header{Name: d.fileName(), Mode: 0o600, Size: hdr.Size, ModTime: hdr.ModTime, Typeflag: tar.TypeReg}
+	pr, pw := io.Pipe()
+	fed := make(chan error, 1)
+	go func() {
+		tw := tar.NewWriter(pw)
+		err := tw.WriteHeader(h)
+		if err == nil {
+			_, err = io.Copy(tw, r)
+		}
+		if err == nil {
+			err = tw.Close()
+		}
+		pw.CloseWithError(err)
+		fed <- err
+	}()
+	err := compose.CopyTo(d.ctx, d.pg.API, d.pg.Container, d.dir, pr)
+	pr.CloseWithError(errEngineStopped)
+	switch ferr := <-fed; {
+	case ferr != nil && !errors.Is(ferr, errEngineStopped): // reading the archive failed
+		return fmt.Errorf("staging the dump: %w", ferr)
+	case err != nil:
 		return fmt.Errorf("staging the dump: %w", err)
 	}
 	return nil
 }
 
+var errEngineStopped = errors.New("the engine stopped reading the dump")
+
+// addStdin writes the dump into the container through a shell's stdin. A read error must not
+// pass for the end of the dump, which the shell would take it for.
+func (d *dbStage) addStdin(r io.Reader) error {
+	er := &errReader{r: r}
+	err := compose.Exec(d.ctx, d.pg.API, d.pg.Container, compose.ExecOptions{
+		Cmd: []string{"sh", "-c", `umask 077 && cat > "$1"`, "sh", d.file}, Stdin: er})
+	if rerr := er.failure(); rerr != nil {
+		return fmt.Errorf("staging the dump: %w", rerr)
+	}
+	if err != nil {
+		return fmt.Errorf("staging the dump: %w", err)
+	}
+	return nil
+}
+
+// errReader remembers a read error other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	mu  sync.Mutex
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF {
+		e.mu.Lock()
+		e.err = err
+		e.mu.Unlock()
+	}
+	return n, err
+}
+
+func (e *errReader) failure() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
 func (d *dbStage) finish(failure error) error {
 	if d.local != nil {
 		return errors.Join(failure, d.local.Close())
-	}
-	if d.pw == nil {
-		return failure
-	}
-	if failure == nil {
-		failure = d.tw.Close()
-	}
-	d.pw.CloseWithError(failure)
-	if err := <-d.copied; failure == nil && err != nil {
-		return fmt.Errorf("staging the dump: %w", err)
 	}
 	if failure == nil && d.file == "" {
 		return fmt.Errorf("the archive holds no database dump")
@@ -125,7 +167,7 @@ func (d *dbStage) finish(failure error) error {
 }
 
 // load restores into the new database and checks its rows against the manifest.
-func (d *dbStage) load(ctx context.Context, u *undo, jobs int, want []archive.Table) error {
+func (d *dbStage) load(ctx context.Context, u *undo, jobs int, tables func(context.Context) ([]archive.Table, error)) error {
 	// Registered first and not cancelled midway: a CREATE cut off by Ctrl-C still completes in
 	// the container, and must still be dropped.
 	u.push("the new database", func() error { return d.pg.Drop(context.Background(), d.newName) })
@@ -136,10 +178,14 @@ func (d *dbStage) load(ctx context.Context, u *undo, jobs int, want []archive.Ta
 	if err := fresh.RestoreFile(ctx, d.file, d.plain, jobs); err != nil {
 		return err
 	}
+	want, err := tables(ctx)
+	if err != nil {
+		return err
+	}
 	if want == nil {
 		return nil
 	}
-	_, err := backup.CheckRows(ctx, fresh, want)
+	_, err = backup.CheckRows(ctx, fresh, want)
 	return err
 }
 

@@ -3,6 +3,7 @@ package restore
 import (
 	"archive/tar"
 	"compress/gzip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -27,10 +28,18 @@ type input interface {
 	walk(fn func(hdr *tar.Header, r io.Reader) error) error
 	// dump opens the database dump on its own, so it can load while walk reads the files.
 	dump() (*tar.Header, io.ReadCloser, error)
+	// tables are the row counts the loaded dump must have; nil: not checked.
+	tables(ctx context.Context) ([]archive.Table, error)
 	describe() string
 }
 
 func openInput(o Options) (input, error) {
+	if o.Stream != nil {
+		return openStreamInput(o.Stream, "stdin", nil)
+	}
+	if stream, _ := archive.IsStreamFile(o.Archive); o.Archive != "" && stream {
+		return openStreamFile(o.Archive)
+	}
 	if o.Archive != "" {
 		m, err := archive.ReadManifest(o.Archive)
 		if err != nil {
@@ -54,6 +63,13 @@ func (a *archiveInput) hasDB() bool                 { return a.m.Database != nil
 func (a *archiveInput) hasFiles() bool              { return len(a.sources()) > 0 }
 func (a *archiveInput) plainSQL() bool              { return false }
 func (a *archiveInput) describe() string            { return a.path }
+
+func (a *archiveInput) tables(context.Context) ([]archive.Table, error) {
+	if a.m.Database == nil {
+		return nil, nil
+	}
+	return a.m.Database.Tables, nil
+}
 
 func (a *archiveInput) sources() []archive.Source {
 	var out []archive.Source
@@ -129,6 +145,8 @@ func (m *manualInput) manifest() *archive.Manifest { return nil }
 func (m *manualInput) hasDB() bool                 { return m.sql != "" }
 func (m *manualInput) hasFiles() bool              { return m.tgz != "" }
 func (m *manualInput) plainSQL() bool              { return true }
+
+func (m *manualInput) tables(context.Context) ([]archive.Table, error) { return nil, nil }
 
 func (m *manualInput) sources() []archive.Source {
 	if m.tgz == "" {

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -26,10 +27,11 @@ type Options struct {
 	Plan     *compose.Plan
 	API      compose.Engine
 	Services *compose.Services
-	Archive  string // an echo-backup archive; empty with SQLFile/FilesTar
-	SQLFile  string // a plain pg_dump, as the manual procedure makes it
-	FilesTar string // a tar.gz of the data folder, as the manual procedure makes it
-	Only     string // "", "db" or "files"
+	Archive  string    // an echo-backup archive; empty with SQLFile/FilesTar
+	Stream   io.Reader // an archive in the stream form, read once (`restore -`)
+	SQLFile  string    // a plain pg_dump, as the manual procedure makes it
+	FilesTar string    // a tar.gz of the data folder, as the manual procedure makes it
+	Only     string    // "", "db" or "files"
 
 	ForceProject bool
 	SafetyBackup bool
@@ -159,7 +161,7 @@ func (r *run) prepare(ctx context.Context) error {
 	m := r.src.manifest()
 	if m != nil && m.Project.Name != r.o.Plan.Name && !r.o.ForceProject {
 		return &compose.UserError{Err: fmt.Errorf("%s is a backup of project %q, not of %q: use --force-project to restore it here anyway",
-			r.o.Archive, m.Project.Name, r.o.Plan.Name)}
+			r.src.describe(), m.Project.Name, r.o.Plan.Name)}
 	}
 	r.apps = r.o.Services.RunningApps()
 	if len(r.apps) == 0 && !anyContainer(r.o.Plan) {

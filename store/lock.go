@@ -30,9 +30,9 @@ type Lock struct {
 	f   *os.File
 }
 
-// Holds says whether l is the lock of dir; a nil Lock holds nothing.
+// Holds says whether l is the lock of dir; a nil or unlocked Lock holds nothing.
 func (l *Lock) Holds(dir string) bool {
-	if l == nil {
+	if l == nil || l.f == nil {
 		return false
 	}
 	abs, err := filepath.Abs(dir)

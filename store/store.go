@@ -236,3 +236,13 @@ func FindLastVerified(dir, project string) *LastVerified {
 	}
 	return nil
 }
+
+// CreateCopy starts a copy of a stream-form archive in dir, named as a save of project at
+// created would be once archive.StreamFile.Keep names it.
+func CreateCopy(dir, project string, created time.Time) (*archive.StreamFile, error) {
+	if err := PrepareDir(dir); err != nil {
+		return nil, err
+	}
+	created = created.UTC().Truncate(time.Millisecond)
+	return archive.CreateStreamFile(filepath.Join(dir, FileName(project, created)), NextName(dir, project, created))
+}
