@@ -157,10 +157,22 @@ func TestMigrateSSHDataFolder(t *testing.T) {
 	}
 	want := src.state()
 	running := src.runningServices(t)
-	r := src.migrate(RunOpts{}, "--to-context", sshd.Context)
+	// --no-copy: the stream goes to the target only, and nothing of it lands on the disk here.
+	backups := filepath.Join(src.Dir, "backups")
+	r := src.migrate(RunOpts{}, "--to-context", sshd.Context, "--no-copy")
 	if r.Code != 0 {
-		t.Fatalf("migrate --to-context %s (ssh): exit %d\n%s", sshd.Context, r.Code, r.Stderr)
+		t.Fatalf("migrate --to-context %s --no-copy (ssh): exit %d\n%s", sshd.Context, r.Code, r.Stderr)
 	}
+	if strings.Contains(r.Stdout, "backup taken here") {
+		t.Errorf("migrate --no-copy names a backup taken here:\n%s", r.Stdout)
+	}
+	// Folders and the empty lock files of the target's restore journal may stay; no bytes do.
+	filepath.WalkDir(backups, func(path string, d os.DirEntry, err error) error {
+		if info, ierr := os.Lstat(path); err == nil && ierr == nil && info.Mode().IsRegular() && info.Size() > 0 {
+			t.Errorf("migrate --no-copy left %s (%d bytes) here", path, info.Size())
+		}
+		return nil
+	})
 	got := state{db: tgt.FingerprintDB(), files: FingerprintDir(t, there).Fingerprint()}
 	assertSameState(t, "target after migrate over ssh", want, got)
 	assertSameState(t, "source after migrate over ssh", want, src.state())

@@ -1,5 +1,6 @@
-// Package migrate is the target side of `docker echobackup migrate`: the same compose project
-// as seen by another Docker engine, and the checks made there before anything is changed.
+// Package migrate is `docker echobackup migrate`: Run streams a save here into a restore on
+// another Docker engine; Target is the same compose project as that engine sees it, with the
+// checks made there before anything is changed.
 package migrate
 
 import (

@@ -16,7 +16,7 @@ import (
 )
 
 // progressChoice is the progress of the running command, resolved once from --progress or its
-// environment before the command runs, and handed down in its context: saveVerified and the
+// environment before the command runs, and handed down in its context: checkpoints and the
 // other shared steps draw into the same block as the command that called them.
 type progressChoice struct {
 	rep      *progress.Reporter

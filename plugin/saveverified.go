@@ -20,13 +20,6 @@ func checkpointOptions(ctx context.Context, dockerCli command.Cli, d *compose.De
 		Say: func(msg string) { say(ctx, dockerCli, msg) }, Warn: warner(dockerCli, rep)}
 }
 
-// saveVerified is checkpoint.Take with the command's settings (migrate's).
-func saveVerified(ctx context.Context, dockerCli command.Cli, plan *compose.Plan, api compose.Engine,
-	dir string, labels map[string]string) (*backup.Result, error) {
-	d := &compose.Deployment{Plan: plan, API: api, Local: compose.IsLocalEngine(dockerCli), Dir: dir}
-	return checkpoint.Take(ctx, checkpointOptions(ctx, dockerCli, d, labels))
-}
-
 // preDelete says how the backup before a deletion is taken.
 type preDelete struct {
 	output   string // the --output flag: "" is $ECHOBACKUP_DIR, else ./backups in the project folder
@@ -43,13 +36,4 @@ func saveStartingDatabase(ctx context.Context, dockerCli command.Cli, plan *comp
 	d := &compose.Deployment{Plan: plan, API: api, Local: compose.IsLocalEngine(dockerCli), Dir: store.Dir(o.output, plan.WorkingDir)}
 	co := checkpointOptions(ctx, dockerCli, d, map[string]string{store.LabelPinned: o.pin})
 	return checkpoint.BeforeDelete(ctx, co, checkpoint.Delete{Services: svc, StopApps: o.stopApps})
-}
-
-// stopAppsForSave and startAppsAgain are migrate's --stop-source (checkpoint.StopApps).
-func stopAppsForSave(ctx context.Context, dockerCli command.Cli, svc *compose.Services, api compose.Engine, apps []string) error {
-	return checkpoint.StopApps(ctx, checkpoint.Options{API: api, Say: func(msg string) { say(ctx, dockerCli, msg) }}, svc, apps)
-}
-
-func startAppsAgain(ctx context.Context, dockerCli command.Cli, svc *compose.Services, apps []string, saveErr error) error {
-	return checkpoint.StartAgain(ctx, checkpoint.Options{Say: func(msg string) { say(ctx, dockerCli, msg) }}, svc, apps, saveErr)
 }
