@@ -510,4 +510,9 @@ func TestRestoreKilledWhileRollingBack(t *testing.T) {
 		s.assertNoRestoreLeftovers(t, "after resuming a killed rollback")
 		before = after
 	}
+	// Nothing left to resume: scripts get an outcome, not null.
+	out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "restore", "--resume", "--format", "json")...)
+	if code != 0 || !strings.Contains(out, `"outcome": "nothing to resume"`) {
+		t.Errorf("restore --resume --format json with no journal: exit %d\n%s%s", code, out, errOut)
+	}
 }

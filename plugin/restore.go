@@ -72,28 +72,27 @@ func runResume(ctx context.Context, dockerCli command.Cli, opts restoreOptions) 
 	if err := checkFormat(opts.format); err != nil {
 		return err
 	}
-	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.dir)
 	if err != nil {
 		return err
 	}
-	services, err := compose.NewServices(dockerCli, plan)
-	if err != nil {
-		return err
-	}
-	dir := backup.Dir(opts.dir, plan.WorkingDir)
-	lock, err := lockBackups(ctx, dockerCli, dir)
+	plan := d.Plan
+	lock, err := lockBackups(ctx, dockerCli, d.Dir)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
 	log, warn := logger(dockerCli, opts.format)
-	res, err := restore.Resume(ctx, restore.Options{Plan: plan, API: api, Services: services, Dir: dir, Lock: lock,
-		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Log: log, Warn: warn})
+	res, err := restore.Resume(ctx, restore.Options{Plan: plan, API: d.API, Services: d.Services, Dir: d.Dir, Lock: lock,
+		LocalEngine: d.Local, Log: log, Warn: warn})
 	if err != nil {
 		return err
 	}
 	out := dockerCli.Out()
 	if opts.format == formatJSON {
+		if res == nil { // scripts read an outcome, not null
+			res = &restore.Resumed{Project: plan.Name, Outcome: restore.OutcomeNone}
+		}
 		return writeJSON(out, res)
 	}
 	if res == nil {
@@ -118,18 +117,14 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	if opts.only != "" && opts.only != "db" && opts.only != "files" {
 		return &compose.UserError{Err: fmt.Errorf(`--only must be "db" or "files", not %q`, opts.only)}
 	}
-	plan, api, err := loadPlanAPI(ctx, dockerCli, opts.projectOptions)
+	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.dir)
 	if err != nil {
 		return err
 	}
-	services, err := compose.NewServices(dockerCli, plan)
-	if err != nil {
-		return err
-	}
-	ro := restore.Options{Plan: plan, API: api, Services: services, FilesTar: opts.files, Only: opts.only,
-		ForceProject: opts.forceProject, SafetyBackup: !opts.noSafety, Dir: backup.Dir(opts.dir, plan.WorkingDir),
-		ToolVersion: Version, LocalEngine: compose.IsLocalEngine(dockerCli), Jobs: opts.jobs,
-		DryRun: opts.dryRun}
+	plan := d.Plan
+	ro := restore.Options{Plan: plan, API: d.API, Services: d.Services, FilesTar: opts.files, Only: opts.only,
+		ForceProject: opts.forceProject, SafetyBackup: !opts.noSafety, Dir: d.Dir,
+		LocalEngine: d.Local, Jobs: opts.jobs, DryRun: opts.dryRun}
 	if !opts.dryRun {
 		ro.Progress = reporter(ctx, opts.format == formatJSON)
 	}

@@ -23,7 +23,7 @@ type Resumed struct {
 	Project      string `json:"project"`
 	Archive      string `json:"archive"`
 	Phase        string `json:"phase"`   // where it was interrupted
-	Outcome      string `json:"outcome"` // "rolled back" or "finished"
+	Outcome      string `json:"outcome"` // "rolled back", "finished" or "nothing to resume"
 	SafetyBackup string `json:"safetyBackup,omitempty"`
 }
 
@@ -31,6 +31,8 @@ type Resumed struct {
 const (
 	OutcomeRolledBack = "rolled back"
 	OutcomeFinished   = "finished"
+	// OutcomeNone: no journal, no interrupted restore (only printed: Resume returns nil).
+	OutcomeNone = "nothing to resume"
 )
 
 // Resume finishes or rolls back the restore of the project that the journal in o.Dir says was
