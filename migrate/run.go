@@ -61,9 +61,9 @@ func Run(ctx context.Context, o Options) (_ *Result, err error) {
 	}
 	res := &Result{Context: target.Context}
 	if o.StopSource {
-		apps, restart, err := stopSourceApps(ctx, o)
-		if err != nil {
-			return nil, err
+		apps, restart, serr := stopSourceApps(ctx, o)
+		if serr != nil {
+			return nil, serr
 		}
 		res.StoppedHere = apps
 		defer func() {
