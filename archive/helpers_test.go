@@ -95,14 +95,34 @@ func writeSample(t testing.TB, path string, opts Options) ([]entry, *Manifest) {
 	}
 	entries := sampleEntries()
 	entries[len(entries)-1].hdr.Uid = 1 << 22 // too big for USTAR's octal field: forces PAX
+	mem, streamErr := addWhileStreaming(t, w, entries, streamData)
+	if streamErr != nil {
+		t.Fatal(streamErr)
+	}
+	if mem.Size != int64(len(streamData)) || mem.SHA256 != sha(streamData) {
+		t.Fatalf("AddStream returned %+v", mem)
+	}
+	m := sampleManifest()
+	if err := w.Commit(m); err != nil {
+		t.Fatal(err)
+	}
+	entries = append(entries, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "database/dump.sql",
+		Mode: 0o600, ModTime: baseTime, Size: int64(len(streamData))}, data: streamData})
+	return entries, m
+}
+
+// addWhileStreaming adds entries to w while a "pg_dump" streams data into AddStream: half of it
+// before the files go in, the rest after, as a real dump runs beside the files.
+func addWhileStreaming(t testing.TB, w *Writer, entries []entry, data []byte) (Member, error) {
+	t.Helper()
 	halfway := make(chan struct{})
 	filesDone := make(chan struct{})
 	pr, pw := io.Pipe()
-	go func() { // the "pg_dump": half now, the rest after the files are in
-		pw.Write(streamData[:len(streamData)/2])
+	go func() {
+		pw.Write(data[:len(data)/2])
 		close(halfway)
 		<-filesDone
-		pw.Write(streamData[len(streamData)/2:])
+		pw.Write(data[len(data)/2:])
 		pw.Close()
 	}()
 	var wg sync.WaitGroup
@@ -121,19 +141,7 @@ func writeSample(t testing.TB, path string, opts Options) ([]entry, *Manifest) {
 	}
 	close(filesDone)
 	wg.Wait()
-	if streamErr != nil {
-		t.Fatal(streamErr)
-	}
-	if mem.Size != int64(len(streamData)) || mem.SHA256 != sha(streamData) {
-		t.Fatalf("AddStream returned %+v", mem)
-	}
-	m := sampleManifest()
-	if err := w.Commit(m); err != nil {
-		t.Fatal(err)
-	}
-	entries = append(entries, entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "database/dump.sql",
-		Mode: 0o600, ModTime: baseTime, Size: int64(len(streamData))}, data: streamData})
-	return entries, m
+	return mem, streamErr
 }
 
 func sampleManifest() *Manifest {

@@ -29,32 +29,7 @@ func writeStream(t testing.TB, parts int) ([]byte, []entry) {
 		t.Fatal(err)
 	}
 	entries := sampleEntries()
-	pr, pw := io.Pipe()
-	halfway := make(chan struct{})
-	filesDone := make(chan struct{})
-	go func() {
-		pw.Write(dumpData[:len(dumpData)/2])
-		close(halfway)
-		<-filesDone
-		pw.Write(dumpData[len(dumpData)/2:])
-		pw.Close()
-	}()
-	var wg sync.WaitGroup
-	var mem Member
-	var serr error
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		mem, serr = w.AddStream("database/dump.sql", 0o600, baseTime, pr)
-	}()
-	<-halfway
-	for _, e := range entries {
-		if err := w.Add(&e.hdr, bytes.NewReader(e.data)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	close(filesDone)
-	wg.Wait()
+	mem, serr := addWhileStreaming(t, w, entries, dumpData)
 	if serr != nil || mem.Size != int64(len(dumpData)) || mem.SHA256 != sha(dumpData) {
 		t.Fatalf("AddStream: %+v %v", mem, serr)
 	}
