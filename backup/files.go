@@ -15,6 +15,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/files"
 	"github.com/echo-backup/echo-backup/progress"
 )
@@ -126,7 +127,7 @@ func saveThroughHelper(ctx context.Context, w files.Sink, o SaveOptions, src arc
 	if src.Kind == "bind" {
 		mt.Type = mount.TypeBind
 	}
-	h, err := compose.CreateHelper(ctx, o.API, compose.HelperOptions{Project: o.Plan.Name,
+	h, err := engine.CreateHelper(ctx, o.API, engine.HelperOptions{Project: o.Plan.Name,
 		Image: o.Plan.Database.Image, Mounts: []mount.Mount{mt}, Purpose: "read"})
 	if err != nil {
 		return err

@@ -40,7 +40,7 @@ type SaveOptions struct {
 	Warn        func(string)
 	// Lock is Dir's lock when the caller holds it (a restore's safety backup, the nightly
 	// run); without it Save takes the lock for the time of the save.
-	Lock *Lock
+	Lock *store.Lock
 	// From, when set, saves what a restore has just set aside instead of the live data.
 	From *SetAside
 	// Stream, when set, receives the archive in the stream form, front to back, and nothing is
@@ -108,7 +108,7 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	}
 	target := postgres.Target{API: o.API, Container: db.ID, User: o.Plan.Database.User,
 		Database: o.Plan.Database.Name, Password: o.Plan.Database.Password}
-	if err := PrepareDir(o.Dir); err != nil {
+	if err := store.PrepareDir(o.Dir); err != nil {
 		return nil, err
 	}
 	if o.Stream == nil && !o.Lock.Holds(o.Dir) {
@@ -191,7 +191,7 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 // says beforehand what a restore needs to plan: the sources and the database's versions.
 func openArchive(ctx context.Context, o SaveOptions, target postgres.Target, m *archive.Manifest, sources []archive.Source, reserve int64) (*archive.Writer, error) {
 	if o.Stream == nil {
-		path := filepath.Join(o.Dir, FileName(o.Plan.Name, m.Created))
+		path := filepath.Join(o.Dir, store.FileName(o.Plan.Name, m.Created))
 		w, err := archive.Create(path, archive.Options{Reserve: reserve, StreamLevel: zstd.SpeedFastest,
 			NextPath: store.NextName(o.Dir, o.Plan.Name, m.Created)})
 		if err != nil {

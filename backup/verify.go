@@ -14,6 +14,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/store"
 )
@@ -185,14 +186,14 @@ func verifyTarget(ctx context.Context, o VerifyOptions, m *archive.Manifest) (po
 	if image == "" {
 		return t, nil, fmt.Errorf("verifying %s: the manifest names no database image", o.Path)
 	}
-	hopts := compose.HelperOptions{Project: m.Project.Name, Image: image, Purpose: "verify",
+	hopts := engine.HelperOptions{Project: m.Project.Name, Image: image, Purpose: "verify",
 		Cmd: []string{"sleep", "86400"}}
 	if o.Deep {
 		t.Password = randomPassword()
 		hopts.KeepEntrypoint, hopts.Cmd = true, []string{"postgres"}
 		hopts.Env = []string{"POSTGRES_USER=" + t.User, "POSTGRES_DB=" + t.Database, "POSTGRES_PASSWORD=" + t.Password}
 	}
-	h, err := compose.CreateHelper(ctx, o.API, hopts)
+	h, err := engine.CreateHelper(ctx, o.API, hopts)
 	if err != nil {
 		return t, nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // Options say what to save, where, and how to tell the user.
@@ -24,11 +25,11 @@ type Options struct {
 	API         compose.Engine
 	LocalEngine bool
 	Dir         string
-	Labels      map[string]string  // why it was taken: backup.LabelPinned and friends
+	Labels      map[string]string  // why it was taken: store.LabelPinned and friends
 	Progress    *progress.Reporter // nil: none
 	Say         func(string)       // what a step does; nil: nothing
 	Warn        func(string)       // nil: nothing
-	Lock        *backup.Lock       // Dir's lock when the caller holds it; nil: the save takes it
+	Lock        *store.Lock        // Dir's lock when the caller holds it; nil: the save takes it
 }
 
 func (o Options) say(msg string) {

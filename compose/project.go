@@ -3,7 +3,7 @@
 // engine which of its containers and volumes exist, and stops, starts and downs its services
 // through compose's SDK (Services). Open builds a command's one Deployment from all that.
 // What runs on the engine below the project (exec, helper containers, their reaping) is
-// package engine; compose forwards those names for older callers.
+// package engine.
 package compose
 
 import (

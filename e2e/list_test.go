@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // listTable runs list in table form and returns its rows keyed by column title. Cells are
@@ -55,14 +55,14 @@ func TestListShowsPins(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := func(h int) time.Time { return time.Date(2026, 11, 20, h, 0, 0, 0, time.UTC) }
-	name := func(h int) string { return backup.FileName(s.Name, at(h)) }
+	name := func(h int) string { return store.FileName(s.Name, at(h)) }
 	fakeBackup(t, dir, s.Name, at(1), nil)
-	fakeBackup(t, dir, s.Name, at(2), map[string]string{backup.LabelPinned: backup.PinnedPreDown})
-	fakeBackup(t, dir, s.Name, at(3), map[string]string{backup.LabelPinned: backup.PinnedMigrate, "migrate-to": "far"})
-	fakeBackup(t, dir, s.Name, at(4), map[string]string{backup.LabelPinned: backup.PinnedPreRestore})
+	fakeBackup(t, dir, s.Name, at(2), map[string]string{store.LabelPinned: store.PinnedPreDown})
+	fakeBackup(t, dir, s.Name, at(3), map[string]string{store.LabelPinned: store.PinnedMigrate, "migrate-to": "far"})
+	fakeBackup(t, dir, s.Name, at(4), map[string]string{store.LabelPinned: store.PinnedPreRestore})
 	fakeBackup(t, dir, s.Name, at(5), nil)
 	fakeBackup(t, dir, s.Name, at(6), nil)
-	second := strings.TrimSuffix(name(6), backup.Ext) + "-2" + backup.Ext
+	second := strings.TrimSuffix(name(6), store.Ext) + "-2" + store.Ext
 	fakeBackupAt(t, filepath.Join(dir, second), s.Name, at(6), map[string]string{"note": "same second"})
 	for _, args := range [][]string{{"unpin", name(4)}, {"pin", name(5), "--reason", "keep for audit"}, {"pin", name(6)}} {
 		if out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), args...)...); code != 0 {
@@ -102,7 +102,7 @@ func TestSavesShareASecond(t *testing.T) {
 	now := time.Now()
 	var blockers []string
 	for i := -2; i < 300; i++ {
-		p := filepath.Join(dir, backup.FileName(s.Name, now.Add(time.Duration(i)*time.Second)))
+		p := filepath.Join(dir, store.FileName(s.Name, now.Add(time.Duration(i)*time.Second)))
 		if err := os.WriteFile(p, []byte("not yours"), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/echo-backup/echo-backup/archive"
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/leftover"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type pruneJSON struct {
@@ -35,7 +35,7 @@ type pruneJSON struct {
 // was taken of project at created; it is what list and prune read, without a database.
 func fakeBackup(t *testing.T, dir, project string, created time.Time, labels map[string]string) string {
 	t.Helper()
-	return fakeBackupAt(t, filepath.Join(dir, backup.FileName(project, created)), project, created, labels)
+	return fakeBackupAt(t, filepath.Join(dir, store.FileName(project, created)), project, created, labels)
 }
 
 // fakeBackupAt is fakeBackup under another name, such as a second backup of the same second.
@@ -131,7 +131,7 @@ func TestPruneSixtyDailies(t *testing.T) {
 	}
 	newest := time.Date(2026, 11, 25, 3, 0, 0, 0, time.UTC)
 	day := func(month time.Month, d int) string {
-		return backup.FileName(s.Name, time.Date(2026, month, d, 3, 0, 0, 0, time.UTC))
+		return store.FileName(s.Name, time.Date(2026, month, d, 3, 0, 0, 0, time.UTC))
 	}
 	for i := 0; i < 60; i++ {
 		fakeBackup(t, dir, s.Name, newest.AddDate(0, 0, -i), nil)
@@ -166,7 +166,7 @@ func TestPruneSixtyDailies(t *testing.T) {
 
 	// What prune must keep or never touch.
 	labelPinned := fakeBackup(t, dir, s.Name, time.Date(2026, 10, 15, 12, 0, 0, 0, time.UTC),
-		map[string]string{backup.LabelPinned: backup.PinnedPreRestore})
+		map[string]string{store.LabelPinned: store.PinnedPreRestore})
 	handPinned := filepath.Join(dir, day(10, 10))
 	if out, errOut, code := s.EchoBackup(append(s.ProjectArgs(), "pin", filepath.Base(handPinned))...); code != 0 ||
 		!strings.Contains(out, "pinned (by hand)") {
@@ -181,15 +181,15 @@ func TestPruneSixtyDailies(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreign := fakeBackup(t, dir, "someone-else", time.Date(2026, 1, 1, 3, 0, 0, 0, time.UTC), nil)
-	damaged := filepath.Join(dir, backup.FileName(s.Name, time.Date(2026, 2, 1, 3, 0, 0, 0, time.UTC)))
+	damaged := filepath.Join(dir, store.FileName(s.Name, time.Date(2026, 2, 1, 3, 0, 0, 0, time.UTC)))
 	// A partial archive a live save holds (this test process) stays; one a killed save left goes.
-	held, err := leftover.CreateTemp(dir, "."+backup.FileName(s.Name, time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC))+".*.partial")
+	held, err := leftover.CreateTemp(dir, "."+store.FileName(s.Name, time.Date(2026, 3, 1, 3, 0, 0, 0, time.UTC))+".*.partial")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer held.Close()
 	partial := held.Name()
-	killed := filepath.Join(dir, "."+backup.FileName(s.Name, time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC))+".1234.partial")
+	killed := filepath.Join(dir, "."+store.FileName(s.Name, time.Date(2026, 3, 2, 3, 0, 0, 0, time.UTC))+".1234.partial")
 	for _, p := range []string{damaged, partial, killed} {
 		if err := os.WriteFile(p, []byte("not an archive"), 0o600); err != nil {
 			t.Fatal(err)
@@ -261,7 +261,7 @@ func writeVerified(t *testing.T, path string, ok bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := json.Marshal(backup.Verification{At: time.Now().UTC(), OK: ok, Size: st.Size(), ModTime: st.ModTime()})
+	b, _ := json.Marshal(store.Verification{At: time.Now().UTC(), OK: ok, Size: st.Size(), ModTime: st.ModTime()})
 	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".verified"), b, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -283,22 +283,22 @@ func TestPruneOtherDeployments(t *testing.T) {
 	var ours, others []string
 	for i := 1; i <= 5; i++ {
 		at := now.AddDate(0, 0, -i)
-		ours = append(ours, fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, at)), s.Name, host, s.Dir, at, nil))
+		ours = append(ours, fakeBackupOf(t, filepath.Join(dir, store.FileName(s.Name, at)), s.Name, host, s.Dir, at, nil))
 		// prod's nightly, an hour after ours: newer, so a shared series would keep it instead.
 		at = at.Add(time.Hour)
-		others = append(others, fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, at)), s.Name, host, "/srv/prod/echo", at, nil))
+		others = append(others, fakeBackupOf(t, filepath.Join(dir, store.FileName(s.Name, at)), s.Name, host, "/srv/prod/echo", at, nil))
 	}
 	at := now.AddDate(0, 0, -2).Add(2 * time.Hour) // the source's, copied here after a migration
-	copied := fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, at)), s.Name, "oldbox", s.Dir, at, nil)
+	copied := fakeBackupOf(t, filepath.Join(dir, store.FileName(s.Name, at)), s.Name, "oldbox", s.Dir, at, nil)
 	others = append(others, copied)
 	future := now.AddDate(3, 0, 0) // a clock gone wrong
-	ahead := fakeBackupOf(t, filepath.Join(dir, backup.FileName(s.Name, future)), s.Name, host, s.Dir, future, nil)
+	ahead := fakeBackupOf(t, filepath.Join(dir, store.FileName(s.Name, future)), s.Name, host, s.Dir, future, nil)
 
 	old := now.Add(-49 * time.Hour)
 	staleOut := filepath.Join(dir, ".stdout-1234.partial")
-	staleIn := filepath.Join(dir, ".stdin-5678"+backup.Ext+".partial")
+	staleIn := filepath.Join(dir, ".stdin-5678"+store.Ext+".partial")
 	// A spool a live restore - holds (this test process) stays, however old.
-	live, err := leftover.CreateTemp(dir, ".stdin-*"+backup.Ext+".partial")
+	live, err := leftover.CreateTemp(dir, ".stdin-*"+store.Ext+".partial")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,12 +307,12 @@ func TestPruneOtherDeployments(t *testing.T) {
 	if err := os.Mkdir(staleOut, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{filepath.Join(staleOut, "x"+backup.Ext), staleIn, young} {
+	for _, p := range []string{filepath.Join(staleOut, "x"+store.Ext), staleIn, young} {
 		if err := os.WriteFile(p, []byte("a stream cut short"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, p := range []string{filepath.Join(staleOut, "x"+backup.Ext), staleOut, staleIn, young} {
+	for _, p := range []string{filepath.Join(staleOut, "x"+store.Ext), staleOut, staleIn, young} {
 		if err := os.Chtimes(p, old, old); err != nil {
 			t.Fatal(err)
 		}
@@ -395,7 +395,7 @@ func TestPinWaitsForPrune(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := fakeBackup(t, dir, s.Name, time.Now().Add(-time.Hour), nil)
-	unlock, err := backup.TryLock(dir) // this test plays the prune
+	unlock, err := store.TryLock(dir) // this test plays the prune
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,7 +409,7 @@ func TestPinWaitsForPrune(t *testing.T) {
 		t.Fatalf("pin did not wait for the folder's lock: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
 	case <-time.After(3 * time.Second):
 	}
-	if err := backup.Remove(path); err != nil {
+	if err := store.Remove(path); err != nil {
 		t.Fatal(err)
 	}
 	unlock()

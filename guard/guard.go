@@ -16,13 +16,14 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 )
 
 // Labels of the sentinel, shared with the other parts of echo-backup that look for it. Never
 // compose's project label: compose would count the sentinel as one of its own (an orphan).
 const (
 	LabelSentinel = "com.echobackup.sentinel"
-	LabelProject  = compose.LabelEchoProject
+	LabelProject  = engine.LabelEchoProject
 	LabelVolumes  = "com.echobackup.volumes"
 	// LabelSince is when the project was first protected; a sentinel replaced to add a
 	// volume keeps it.

@@ -159,7 +159,7 @@ const (
 	xferPrefix    = ".echobackup-xfer-" // pg_dump and pg_restore transfer folders
 	// VerifyPrefix starts verify --deep's scratch folders for its test restore of the files.
 	VerifyPrefix = ".echobackup-verify-"
-	// RecordSuffix ends a record's temporary file (backup.WriteRecord) before its rename.
+	// RecordSuffix ends a record's temporary file (store.WriteRecord) before its rename.
 	RecordSuffix = ".echobackup.tmp"
 	// Older records' temporary files: ".<archive>.tar.zst.verified.<random>.tmp".
 	oldRecordSuffix = ".tmp"

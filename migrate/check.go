@@ -13,6 +13,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/postgres"
 )
 
@@ -130,7 +131,7 @@ func (t *Target) notEmpty(ctx context.Context, it compose.Item) (bool, error) {
 // helperOutput runs a shell script in a helper container of the database image on the target
 // and returns its standard output.
 func (t *Target) helperOutput(ctx context.Context, mounts []mount.Mount, script string) (string, error) {
-	h, err := compose.CreateHelper(ctx, t.API, compose.HelperOptions{Project: t.Plan.Name, Image: t.Plan.Database.Image,
+	h, err := engine.CreateHelper(ctx, t.API, engine.HelperOptions{Project: t.Plan.Name, Image: t.Plan.Database.Image,
 		Mounts: mounts, Cmd: []string{"sh", "-c", script}, Purpose: "migrate-check"})
 	if err != nil {
 		return "", err

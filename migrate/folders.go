@@ -9,6 +9,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 )
 
 // PrepareFolders makes the project's bind-mounted data folders exist on the target host, as
@@ -26,8 +27,8 @@ func (t *Target) PrepareFolders(ctx context.Context) error {
 	if len(binds) == 0 {
 		return nil
 	}
-	labels := compose.Self().Labels()
-	labels[compose.LabelEchoProject], labels[compose.LabelEchoRole] = t.Plan.Name, "migrate-folders"
+	labels := engine.Self().Labels()
+	labels[engine.LabelEchoProject], labels[engine.LabelEchoRole] = t.Plan.Name, "migrate-folders"
 	cfg := &container.Config{Image: t.Plan.Database.Image, Entrypoint: []string{}, Cmd: []string{"true"}, Labels: labels}
 	res, err := t.API.ContainerCreate(context.WithoutCancel(ctx), client.ContainerCreateOptions{Config: cfg,
 		HostConfig: &container.HostConfig{Binds: binds, NetworkMode: network.NetworkNone}})

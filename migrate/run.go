@@ -146,7 +146,7 @@ func streamTo(ctx context.Context, o Options, occupied bool) (string, *restore.R
 	save := func(w io.Writer) error {
 		_, err := backup.Save(ctx, backup.SaveOptions{
 			Plan: plan, API: o.Source.API, LocalEngine: o.Source.Local, Dir: o.Source.Dir,
-			Labels:   map[string]string{backup.LabelPinned: backup.PinnedMigrate, LabelTo: target.Context},
+			Labels:   map[string]string{store.LabelPinned: store.PinnedMigrate, LabelTo: target.Context},
 			Progress: o.Progress.Under(saveTask), Warn: o.Warn,
 			Stream: keep.tee(w),
 		})

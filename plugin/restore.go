@@ -10,9 +10,9 @@ import (
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
 
-	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/restore"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type restoreOptions struct {
@@ -182,7 +182,7 @@ func restoreInput(ro *restore.Options, arg string, plan *compose.Plan) error {
 	if ro.FilesTar != "" {
 		return &compose.UserError{Err: fmt.Errorf("--files goes with a SQL dump or alone, not with an echo-backup archive (which holds the files)")}
 	}
-	path, err := backup.Resolve(arg, ro.Dir, plan.Name, true)
+	path, err := store.Resolve(arg, ro.Dir, plan.Name, true)
 	if err != nil {
 		return &compose.UserError{Err: err}
 	}

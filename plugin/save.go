@@ -15,6 +15,7 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/retention"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 type saveOptions struct {
@@ -43,7 +44,7 @@ func saveCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+backup.DirEnv+", else ./backups in the project folder); \"-\" writes the archive to stdout")
+	f.StringVarP(&opts.output, "output", "o", "", "Backup folder (default: $"+store.DirEnv+", else ./backups in the project folder); \"-\" writes the archive to stdout")
 	f.BoolVar(&opts.pause, "pause", false, "Pause the app services while their files are read, for a consistent pair")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
 	f.BoolVarP(&opts.quiet, "quiet", "q", false, "Print only the archive's path")
@@ -74,10 +75,10 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	if err != nil {
 		return err
 	}
-	dir := backup.Dir(opts.output, plan.WorkingDir)
+	dir := store.Dir(opts.output, plan.WorkingDir)
 	journalDir := dir
 	if opts.output == stdStream {
-		journalDir = backup.Dir("", plan.WorkingDir)
+		journalDir = store.Dir("", plan.WorkingDir)
 	}
 	// Held before the journal is read (the save takes it again): a running restore holds it.
 	lock, err := lockBackups(ctx, dockerCli, journalDir)

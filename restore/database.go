@@ -12,7 +12,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/backup"
-	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/postgres"
 )
 
@@ -40,7 +40,7 @@ func (d *dbStage) open(ctx context.Context) error {
 	if d.pg.Near != nil {
 		return d.openLocal()
 	}
-	if _, err := compose.Output(ctx, d.pg.API, d.pg.Container, compose.ExecOptions{
+	if _, err := engine.Output(ctx, d.pg.API, d.pg.Container, engine.ExecOptions{
 		Cmd: []string{"sh", "-c", `rm -rf "$1" && mkdir -p "$1" && chmod 0700 "$1"`, "sh", d.dir}}); err != nil {
 		return fmt.Errorf("preparing %s in the database container: %w", d.dir, err)
 	}
@@ -105,7 +105,7 @@ func (d *dbStage) add(hdr *tar.Header, r io.Reader) error {
 		pw.CloseWithError(err)
 		fed <- err
 	}()
-	err := compose.CopyTo(d.ctx, d.pg.API, d.pg.Container, d.dir, pr)
+	err := engine.CopyTo(d.ctx, d.pg.API, d.pg.Container, d.dir, pr)
 	pr.CloseWithError(errEngineStopped)
 	switch ferr := <-fed; {
 	case ferr != nil && !errors.Is(ferr, errEngineStopped): // reading the archive failed
@@ -122,7 +122,7 @@ var errEngineStopped = errors.New("the engine stopped reading the dump")
 // pass for the end of the dump, which the shell would take it for.
 func (d *dbStage) addStdin(r io.Reader) error {
 	er := &errReader{r: r}
-	err := compose.Exec(d.ctx, d.pg.API, d.pg.Container, compose.ExecOptions{
+	err := engine.Exec(d.ctx, d.pg.API, d.pg.Container, engine.ExecOptions{
 		Cmd: []string{"sh", "-c", `umask 077 && cat > "$1"`, "sh", d.file}, Stdin: er})
 	if rerr := er.failure(); rerr != nil {
 		return fmt.Errorf("staging the dump: %w", rerr)
@@ -227,5 +227,5 @@ func (d *dbStage) removeStaged(ctx context.Context) {
 		_ = os.RemoveAll(d.dir)
 		return
 	}
-	_, _ = compose.Output(ctx, d.pg.API, d.pg.Container, compose.ExecOptions{Cmd: []string{"rm", "-rf", d.dir}})
+	_, _ = engine.Output(ctx, d.pg.API, d.pg.Container, engine.ExecOptions{Cmd: []string{"rm", "-rf", d.dir}})
 }

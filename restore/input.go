@@ -71,9 +71,13 @@ func (a *archiveInput) tables(context.Context) ([]archive.Table, error) {
 	return a.m.Database.Tables, nil
 }
 
-func (a *archiveInput) sources() []archive.Source {
+func (a *archiveInput) sources() []archive.Source { return dataSources(a.m) }
+
+// dataSources are the folders and volumes a backup holds; the deployment's files are not
+// restored.
+func dataSources(m *archive.Manifest) []archive.Source {
 	var out []archive.Source
-	for _, s := range a.m.Sources {
+	for _, s := range m.Sources {
 		if s.Kind != archive.KindDeployment {
 			out = append(out, s)
 		}

@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/echo-backup/echo-backup/backup"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // The phases of a restore, in order. The journal is written with a phase before the step it
@@ -142,7 +142,7 @@ func (j *Journal) update(change func()) error {
 	if err != nil {
 		return err
 	}
-	if err := backup.WriteRecord(j.path, append(data, '\n')); err != nil {
+	if err := store.WriteRecord(j.path, append(data, '\n')); err != nil {
 		return fmt.Errorf("writing the restore journal: %w", err)
 	}
 	return nil
@@ -153,7 +153,7 @@ func (j *Journal) remove() error {
 	if err := os.Remove(j.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing the restore journal: %w", err)
 	}
-	return backup.SyncDir(filepath.Dir(j.path))
+	return store.SyncDir(filepath.Dir(j.path))
 }
 
 // Running tells whether the process that wrote the journal still runs here. Only meaningful

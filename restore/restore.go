@@ -20,6 +20,7 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // Options say what to restore from and how carefully.
@@ -35,9 +36,9 @@ type Options struct {
 
 	ForceProject bool
 	SafetyBackup bool
-	Dir          string       // where the safety backup goes
-	Lock         *backup.Lock // Dir's lock, held by the caller for the whole restore; nil: the safety backup takes it
-	ToolVersion  string       // "": version.Version
+	Dir          string      // where the safety backup goes
+	Lock         *store.Lock // Dir's lock, held by the caller for the whole restore; nil: the safety backup takes it
+	ToolVersion  string      // "": version.Version
 	LocalEngine  bool
 	Jobs         int
 
@@ -189,7 +190,7 @@ func (r *run) setUp(ctx context.Context) (err error) {
 	}
 	r.before = before
 	r.j = r.newJournal(before)
-	if err := backup.PrepareDir(r.o.Dir); err != nil {
+	if err := store.PrepareDir(r.o.Dir); err != nil {
 		return err
 	}
 	if err := r.j.set(PhaseSetup); err != nil {

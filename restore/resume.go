@@ -15,7 +15,9 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/postgres"
+	"github.com/echo-backup/echo-backup/store"
 )
 
 // Resumed says how an interrupted restore ended.
@@ -261,7 +263,7 @@ func (r *run) removeDump(ctx context.Context) error {
 	if r.pg.Container == "" {
 		return nil
 	}
-	_, err := compose.Output(ctx, r.o.API, r.pg.Container, compose.ExecOptions{Cmd: []string{"rm", "-rf", d.DumpDir}})
+	_, err := engine.Output(ctx, r.o.API, r.pg.Container, engine.ExecOptions{Cmd: []string{"rm", "-rf", d.DumpDir}})
 	return err
 }
 
@@ -389,7 +391,7 @@ func (s *folderStage) attach(ctx context.Context, api compose.Engine, project, i
 	if s.h != nil {
 		return nil
 	}
-	h, err := compose.CreateHelper(ctx, api, compose.HelperOptions{Project: project, Image: image,
+	h, err := engine.CreateHelper(ctx, api, engine.HelperOptions{Project: project, Image: image,
 		Mounts: []mount.Mount{s.mount()}, Cmd: []string{"sleep", "86400"}, Purpose: "restore"})
 	if err != nil {
 		return err
@@ -405,7 +407,7 @@ func (s *folderStage) keepRootAside(ctx context.Context) (string, error) {
 	if s.kind != "volume" {
 		return "", nil
 	}
-	out, err := compose.Output(ctx, s.h.API(), s.h.ID, compose.ExecOptions{Cmd: []string{"sh", "-c", `set -e
+	out, err := engine.Output(ctx, s.h.API(), s.h.ID, engine.ExecOptions{Cmd: []string{"sh", "-c", `set -e
 set -- "$1" "$2" $(stat -c '%u:%g %a %Y' "$1")
 mkdir -p "$2"; chown "$3" "$2"; chmod "$4" "$2"; echo "$5"`, "sh", s.live, s.old}})
 	if err != nil {
@@ -463,7 +465,7 @@ func (r *run) safetyBackup(ctx context.Context) (string, error) {
 	task := r.o.Progress.Task("safety backup", "Saving", 0)
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: &plan, API: r.o.API, LocalEngine: r.o.LocalEngine, Dir: r.o.Dir,
-		Labels: map[string]string{backup.LabelPinned: backup.PinnedPreRestore}, ToolVersion: r.o.ToolVersion,
+		Labels: map[string]string{store.LabelPinned: store.PinnedPreRestore}, ToolVersion: r.o.ToolVersion,
 		Warn: r.o.Warn, From: from, Progress: r.o.Progress.Under(task), Lock: r.o.Lock,
 	})
 	task.End("Saved", err)
@@ -479,7 +481,7 @@ func (r *run) safetyBackup(ctx context.Context) (string, error) {
 
 // hadLive tells whether the swap set a live folder aside (a missing bind folder is not).
 func (s *folderStage) hadLive(ctx context.Context) (bool, error) {
-	out, err := compose.Output(ctx, s.h.API(), s.h.ID, compose.ExecOptions{Cmd: []string{"sh", "-c", `[ -e "$1" ] && echo yes || echo no`, "sh", s.old}})
+	out, err := engine.Output(ctx, s.h.API(), s.h.ID, engine.ExecOptions{Cmd: []string{"sh", "-c", `[ -e "$1" ] && echo yes || echo no`, "sh", s.old}})
 	return strings.TrimSpace(out) == "yes", err
 }
 

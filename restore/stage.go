@@ -16,6 +16,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/archive"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/files"
 )
 
@@ -27,7 +28,7 @@ type folderStage struct {
 	prefix string // member prefix, "files/data/"
 	kind   string // bind or volume
 	source string // host path or volume name
-	h      *compose.Helper
+	h      *engine.Helper
 	live   string // paths inside the helper
 	staged string
 	old    string
@@ -71,7 +72,7 @@ func (s *folderStage) mount() mount.Mount {
 
 // open starts the helper and prepares the staging folder, then the way members reach it.
 func (s *folderStage) open(ctx context.Context, api compose.Engine, project, image string) error {
-	h, err := compose.CreateHelper(ctx, api, compose.HelperOptions{Project: project, Image: image,
+	h, err := engine.CreateHelper(ctx, api, engine.HelperOptions{Project: project, Image: image,
 		Mounts: []mount.Mount{s.mount()}, Cmd: []string{"sleep", "86400"}, Purpose: "restore"})
 	if err != nil {
 		return err
@@ -133,7 +134,7 @@ func (s *folderStage) openEngine(ctx context.Context) error {
 
 func (s *folderStage) sh(ctx context.Context, script string, args ...string) error {
 	cmd := append([]string{"sh", "-c", script, "sh"}, args...)
-	_, err := compose.Output(ctx, s.h.API(), s.h.ID, compose.ExecOptions{Cmd: cmd})
+	_, err := engine.Output(ctx, s.h.API(), s.h.ID, engine.ExecOptions{Cmd: cmd})
 	return err
 }
 

@@ -63,15 +63,7 @@ func (s *streamInput) hasFiles() bool              { return len(s.sources()) > 0
 func (s *streamInput) plainSQL() bool              { return false }
 func (s *streamInput) describe() string            { return s.name }
 
-func (s *streamInput) sources() []archive.Source {
-	var out []archive.Source
-	for _, src := range s.head.Sources {
-		if src.Kind != archive.KindDeployment {
-			out = append(out, src)
-		}
-	}
-	return out
-}
+func (s *streamInput) sources() []archive.Source { return dataSources(s.head) }
 
 // start says whether the dump is staged (a restore of the files only drops its parts) and
 // ends a dump stage that stops reading when ctx is done, so the walk never waits on it.
