@@ -55,6 +55,9 @@ type Manifest struct {
 	// Split lists, in the stream form, the members stored as parts (the dump); their parts
 	// are in Members.
 	Split []Split `json:"split,omitempty"`
+	// Objects lists, in the repository form, the members kept as objects of their own beside
+	// the tar of the others (the dump).
+	Objects []string `json:"objects,omitempty"`
 }
 
 // Tool names the program that wrote the backup.

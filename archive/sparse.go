@@ -93,14 +93,14 @@ func (w *Writer) writeSparse(h *tar.Header, sp *Sparse, mem *Member) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.enc.Write(append(head, sparseMap...)); err != nil {
+	if _, err := w.main.Write(append(head, sparseMap...)); err != nil {
 		return err
 	}
 	sum := sha256.New()
 	if err := w.copyExtents(sp, sum); err != nil {
 		return err
 	}
-	if _, err := w.enc.Write(make([]byte, padding(onTape))); err != nil {
+	if _, err := w.main.Write(make([]byte, padding(onTape))); err != nil {
 		return err
 	}
 	mem.SHA256, mem.Sparse = hexSum(sum), true
@@ -114,7 +114,7 @@ func (w *Writer) copyExtents(sp *Sparse, sum hash.Hash) error {
 		if err := hashZeros(sum, e.Offset-done); err != nil {
 			return err
 		}
-		n, err := io.CopyBuffer(io.MultiWriter(w.enc, sum), io.NewSectionReader(sp.File, e.Offset, e.Length), w.buf)
+		n, err := io.CopyBuffer(io.MultiWriter(w.main, sum), io.NewSectionReader(sp.File, e.Offset, e.Length), w.buf)
 		if err != nil {
 			return fmt.Errorf("copying content: %w", err)
 		}

@@ -35,6 +35,13 @@ func (s *sideStream) member() Member {
 // that file's compressed bytes as they are. A failed AddStream leaves the
 // Writer usable; its name may be used again.
 func (w *Writer) AddStream(name string, mode int64, modTime time.Time, r io.Reader) (Member, error) {
+	if w.isSink() {
+		m, err := w.addObject(name, r)
+		if err != nil {
+			return Member{}, fmt.Errorf("archive: adding stream %q: %w", name, err)
+		}
+		return m, nil
+	}
 	if w.isStream() {
 		m, err := w.addSplit(name, mode, modTime, r)
 		if err != nil {

@@ -81,6 +81,7 @@ func NewStream(out io.Writer, head *Manifest, opts Options) (*Writer, error) {
 	if w.enc, err = newEncoder(w.body, opts.Level, opts.Concurrency); err != nil {
 		return nil, err
 	}
+	w.main = w.enc
 	w.tw = tar.NewWriter(w.enc)
 	h := *head
 	h.Format, h.Members, h.Split = StreamFormat, nil, nil

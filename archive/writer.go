@@ -89,7 +89,8 @@ type Writer struct {
 	mainMu  sync.Mutex
 	file    *os.File // nil once closed
 	body    *hashCounter
-	enc     *zstd.Encoder
+	enc     *zstd.Encoder // nil in the repository form
+	main    io.Writer     // what tw writes to: enc, or the sink's tar
 	tw      *tar.Writer
 	buf     []byte
 	members []Member
@@ -110,6 +111,10 @@ type Writer struct {
 	out        io.Writer
 	splits     []Split
 	splitNames map[string]bool
+
+	// The repository form (NewSink): AddStream members go to objects of their own.
+	sink    Sink
+	objects []Member
 }
 
 // Leave records an entry of a source that the archive does not hold (a socket, a device
@@ -167,7 +172,7 @@ func newWriter(path string, f *os.File, opts Options) (*Writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.enc = enc
+	w.enc, w.main = enc, enc
 	w.tw = tar.NewWriter(enc)
 	return w, nil
 }
@@ -430,8 +435,11 @@ func (w *Writer) Commit(m *Manifest) error {
 		return fmt.Errorf("archive: committing %s: %w", w.path, err)
 	}
 	commit := func() error { return w.commit(m, streams) }
-	if w.isStream() {
+	switch {
+	case w.isStream():
 		commit = func() error { return w.commitStream(m) }
+	case w.isSink():
+		commit = func() error { return w.commitSink(m) }
 	}
 	if err := commit(); err != nil {
 		w.err = err
@@ -656,7 +664,9 @@ func (w *Writer) Abort() error {
 
 	var errs []error
 	if prev != stateCommitted && prev != stateAborted {
-		w.enc.Reset(io.Discard) // stops its goroutines without writing more
+		if w.enc != nil {
+			w.enc.Reset(io.Discard) // stops its goroutines without writing more
+		}
 		if w.file != nil {
 			w.file.Close()
 			w.file = nil

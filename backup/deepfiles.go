@@ -40,8 +40,9 @@ type trialEntry struct {
 	sparse, isFolder bool
 }
 
-func newFileTrial(backupPath string, sources []archive.Source) (*fileTrial, error) {
-	dir, release, err := leftover.MkdirTemp(filepath.Dir(backupPath), leftover.VerifyPrefix)
+// The scratch folder is made in dir, beside the backup where it has one.
+func newFileTrial(dir string, sources []archive.Source) (*fileTrial, error) {
+	dir, release, err := leftover.MkdirTemp(dir, leftover.VerifyPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("making a scratch folder for the test restore of the files: %w", err)
 	}

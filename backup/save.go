@@ -23,6 +23,7 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/store"
 	"github.com/echo-backup/echo-backup/version"
 )
@@ -46,7 +47,13 @@ type SaveOptions struct {
 	// Stream, when set, receives the archive in the stream form, front to back, and nothing is
 	// written into Dir, whose lock Save then does not take.
 	Stream io.Writer
+	// Repo, when set, receives the backup as a snapshot in a repository, and nothing is
+	// written into Dir.
+	Repo *repository.Repository
 }
+
+// outside says the backup goes somewhere other than Dir.
+func (o SaveOptions) outside() bool { return o.Stream != nil || o.Repo != nil }
 
 // SetAside is the state a restore moved out of the way: the live database renamed, folders
 // moved beside (bind) or inside (volume) the live ones. The manifest still names the live
@@ -92,6 +99,8 @@ type Result struct {
 	Rows     int64         `json:"rows"`
 	Files    int           `json:"files"`
 	Skipped  int           `json:"skipped,omitempty"`
+	// Snapshot is the backup's ID in a repository (save --repo).
+	Snapshot string `json:"snapshot,omitempty"`
 	TOC      int           `json:"tocEntries"`
 }
 
@@ -108,10 +117,12 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	}
 	target := postgres.Target{API: o.API, Container: db.ID, User: o.Plan.Database.User,
 		Database: o.Plan.Database.Name, Password: o.Plan.Database.Password}
-	if err := store.PrepareDir(o.Dir); err != nil {
-		return nil, err
+	if !o.outside() {
+		if err := store.PrepareDir(o.Dir); err != nil {
+			return nil, err
+		}
 	}
-	if o.Stream == nil && !o.Lock.Holds(o.Dir) {
+	if !o.outside() && !o.Lock.Holds(o.Dir) {
 		// A stream writes nothing into Dir. Holding the lock through it would stop a
 		// `restore -` on this machine at the other end of the pipe, which takes it too.
 		l, err := store.Acquire(ctx, o.Dir, func(holder string) { o.Warn("waiting for another echobackup command in " + o.Dir + " " + holder) })
@@ -122,12 +133,12 @@ func Save(ctx context.Context, o SaveOptions) (*Result, error) {
 	}
 	if o.LocalEngine {
 		target.Near = &postgres.Near{Dir: o.Dir, Image: o.Plan.Database.Image, Project: o.Plan.Name}
-		if o.Stream != nil {
+		if o.outside() {
 			// Only a FIFO, but a stream leaves nothing at all in the backup folder.
 			target.Near.Dir = os.TempDir()
 		}
 	}
-	if o.Stream == nil {
+	if !o.outside() {
 		if err := checkSpace(ctx, target, o); err != nil {
 			return nil, err
 		}
@@ -156,11 +167,19 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	created := time.Now().UTC().Truncate(time.Millisecond)
 	m := newManifest(o, created)
 	sources := savedSources(o)
-	w, err := openArchive(ctx, o, target, m, sources, reserve)
+	var snap *repoBackup
+	var w *archive.Writer
+	var err error
+	if o.Repo != nil {
+		snap, w, err = openRepoBackup(ctx, o)
+	} else {
+		w, err = openArchive(ctx, o, target, m, sources, reserve)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer w.Abort()
+	defer snap.abort()
 	res := &Result{}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -178,10 +197,15 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 		return nil, full(o.Dir, w, fmt.Errorf("writing backup %s: %w", w.Path(), err))
 	}
 	res.Path = w.Path()
+	if snap != nil {
+		if err := snap.commit(ctx, m, res); err != nil {
+			return nil, err
+		}
+	}
 	if len(m.Skipped) > 0 {
 		o.Warn(SkippedSummary(m.Skipped))
 	}
-	if o.Stream != nil {
+	if o.outside() {
 		res.Size = w.Written()
 	}
 	return finish(res, m)

@@ -16,13 +16,16 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/engine"
 	"github.com/echo-backup/echo-backup/postgres"
-	"github.com/echo-backup/echo-backup/store"
+	"github.com/echo-backup/echo-backup/repository"
 )
 
 // VerifyOptions say which archive to check and with which engine.
 type VerifyOptions struct {
 	Path string
-	Deep bool
+	// Repo, when set, is where the backup is, with Snapshot its ID; Path is then only its name.
+	Repo     *repository.Repository
+	Snapshot string
+	Deep     bool
 	API  compose.Engine
 	// DBContainer is the project's running database container, used for pg_restore --list;
 	// empty: a throwaway container from the image in the manifest.
@@ -51,7 +54,8 @@ type TableCheck struct {
 // Verify reads the archive end to end: every member's size and sha256, the dump's table of
 // contents, and with Deep a full restore into a throwaway server with row counts compared.
 func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
-	m, err := archive.ReadManifest(o.Path)
+	src := verified(ctx, o)
+	m, err := src.manifest()
 	if err != nil {
 		return nil, fmt.Errorf("verifying %s: %w", o.Path, err)
 	}
@@ -66,9 +70,9 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 	res := &VerifyResult{Path: o.Path, Deep: o.Deep}
 	defer func() {
 		// A failure replaces an earlier OK: list must not show a damaged file as verified.
-		_ = store.RecordVerification(o.Path, store.Verification{At: time.Now().UTC(), Deep: o.Deep, OK: res.OK})
+		src.record(time.Now().UTC(), o.Deep, res.OK)
 	}()
-	if err := walkAndCheck(ctx, o, m, pg, res); err != nil {
+	if err := walkAndCheck(ctx, o, src, m, pg, res); err != nil {
 		return res, fmt.Errorf("verifying %s: %w", o.Path, err)
 	}
 	if o.Deep {
@@ -82,18 +86,18 @@ func Verify(ctx context.Context, o VerifyOptions) (*VerifyResult, error) {
 
 // walkAndCheck reads the whole archive once: the dump goes to pg_restore, and with Deep the
 // files to a test restore that is compared with the archive at the end.
-func walkAndCheck(ctx context.Context, o VerifyOptions, m *archive.Manifest, pg postgres.Target, res *VerifyResult) error {
+func walkAndCheck(ctx context.Context, o VerifyOptions, src verifySource, m *archive.Manifest, pg postgres.Target, res *VerifyResult) error {
 	var trial *fileTrial
 	if o.Deep {
 		var err error
-		if trial, err = newFileTrial(o.Path, m.Sources); err != nil {
+		if trial, err = newFileTrial(src.scratch(), m.Sources); err != nil {
 			return err
 		}
 		defer trial.remove()
 	}
 	sums := memberSums(m)
 	var mu sync.Mutex // a stream file's dump is handed on from another goroutine
-	_, err := archive.Walk(o.Path, func(hdr *tar.Header, r io.Reader) error {
+	err := src.walk(func(hdr *tar.Header, r io.Reader) error {
 		mu.Lock()
 		res.Members++
 		mu.Unlock()

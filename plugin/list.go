@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/cli/cli/command"
 	"github.com/docker/go-units"
 	"github.com/spf13/cobra"
@@ -49,7 +50,7 @@ func runList(ctx context.Context, dockerCli command.Cli, opts listOptions) error
 	if err != nil {
 		return err
 	}
-	entries, err := store.List(store.Dir(opts.output, project.WorkingDir), project.Name)
+	entries, err := listWhere(ctx, opts, project)
 	if err != nil {
 		return err
 	}
@@ -61,6 +62,21 @@ func runList(ctx context.Context, dockerCli command.Cli, opts listOptions) error
 	}
 	printEntries(dockerCli.Out(), entries)
 	return nil
+}
+
+// listWhere lists the repository when one is set and no folder is named, else the folder.
+func listWhere(ctx context.Context, opts listOptions, project *types.Project) ([]store.Entry, error) {
+	if opts.output == "" {
+		repo, err := openRepo(ctx, opts.repo, project)
+		if err != nil {
+			return nil, err
+		}
+		if repo != nil {
+			defer repo.Close(context.WithoutCancel(ctx))
+			return repoEntries(ctx, repo, project.Name)
+		}
+	}
+	return store.List(store.Dir(opts.output, project.WorkingDir), project.Name)
 }
 
 func printEntries(out io.Writer, entries []store.Entry) {

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -51,6 +52,9 @@ func unpinCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 }
 
 func runPin(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg string, pin bool) error {
+	if done, err := pinInRepo(ctx, dockerCli, opts, arg, pin); done || err != nil {
+		return err
+	}
 	path, err := resolveBackupArg(ctx, dockerCli, opts.projectOptions, opts.output, arg)
 	if err != nil {
 		return err
@@ -89,4 +93,37 @@ func resolveBackupArg(ctx context.Context, dockerCli command.Cli, p *projectOpti
 		return "", &compose.UserError{Err: err}
 	}
 	return path, nil
+}
+
+// pinInRepo pins a snapshot when a repository is set and arg is not a file; done is false
+// when the folder is meant.
+func pinInRepo(ctx context.Context, dockerCli command.Cli, opts pinOptions, arg string, pin bool) (done bool, err error) {
+	if _, err := os.Stat(arg); err == nil || opts.output != "" {
+		return false, nil
+	}
+	project, err := compose.Load(ctx, dockerCli, opts.ProjectOptions)
+	if err != nil {
+		return false, nil // resolveBackupArg says what is wrong
+	}
+	repo, err := openRepo(ctx, opts.repo, project)
+	if err != nil || repo == nil {
+		return err != nil, err
+	}
+	defer repo.Close(context.WithoutCancel(ctx))
+	snap, err := findSnapshot(ctx, repo, project.Name, arg)
+	if err != nil {
+		return true, &compose.UserError{Err: err}
+	}
+	state := "not pinned"
+	if pin {
+		reason := cmp.Or(opts.reason, store.PinnedByHand)
+		err, state = repo.Pin(ctx, snap.ID, reason), "pinned ("+reason+")"
+	} else {
+		err = repo.Unpin(ctx, snap.ID)
+	}
+	if err != nil {
+		return true, fmt.Errorf("pinning %s in %s: %w", shortID(snap.ID), repo.Address(), err)
+	}
+	_, err = fmt.Fprintf(dockerCli.Out(), "%s: %s\n", shortID(snap.ID), state)
+	return true, err
 }

@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
 	"github.com/spf13/cobra"
@@ -15,16 +16,18 @@ import (
 
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/prune"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/retention"
 	"github.com/echo-backup/echo-backup/store"
 )
 
 type pruneOptions struct {
 	*projectOptions
-	output string
-	policy retention.Policy
-	dryRun bool
-	format string
+	output   string
+	policy   retention.Policy
+	dryRun   bool
+	noSafety bool
+	format   string
 }
 
 func pruneCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
@@ -43,6 +46,8 @@ func pruneCommand(dockerCli command.Cli, p *projectOptions) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVarP(&opts.output, "output", "o", "", "Backup folder")
+	f.BoolVar(&opts.noSafety, "gc-now", false, "With a repository: free the deleted backups' space now, not after kopia's 24 h safety delay "+
+		"(only when no other save or copy into the repository is running)")
 	addPolicyFlags(f, &opts.policy)
 	f.BoolVar(&opts.dryRun, "dry-run", false, "Show what would be removed and why each kept backup stays; remove nothing")
 	f.StringVar(&opts.format, "format", formatTable, `Output format: "table" or "json"`)
@@ -76,7 +81,7 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 	if err != nil {
 		return err
 	}
-	res, err := pruneBackups(ctx, dockerCli, nil, store.Dir(opts.output, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
+	res, err := pruneWhere(ctx, dockerCli, opts, project)
 	if res == nil {
 		// Nothing was decided (the lock or the folder failed): no table, no JSON null.
 		return err
@@ -93,6 +98,22 @@ func runPrune(ctx context.Context, dockerCli command.Cli, opts pruneOptions) err
 	}
 	fmt.Fprintln(dockerCli.Err(), res.Summary())
 	return nil
+}
+
+// pruneWhere prunes the repository when one is set and no folder is named, else the folder.
+func pruneWhere(ctx context.Context, dockerCli command.Cli, opts pruneOptions, project *types.Project) (*prune.Result, error) {
+	var repo *repository.Repository
+	var err error
+	if opts.output == "" {
+		if repo, err = openRepo(ctx, opts.repo, project); err != nil {
+			return nil, err
+		}
+	}
+	if repo == nil {
+		return pruneBackups(ctx, dockerCli, nil, store.Dir(opts.output, project.WorkingDir), project.Name, project.WorkingDir, opts.policy, opts.dryRun)
+	}
+	defer repo.Close(context.WithoutCancel(ctx))
+	return pruneRepo(ctx, dockerCli, repo, project.Name, opts.policy, repoPruneOptions{dryRun: opts.dryRun, noSafety: opts.noSafety})
 }
 
 // pruneBackups applies the policy to the deployment's complete backups in dir (package

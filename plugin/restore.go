@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/restore"
 	"github.com/echo-backup/echo-backup/store"
 )
@@ -143,7 +145,13 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 		defer ro.Lock.Unlock()
 	}
 	if !fromStdin {
-		if err := restoreInput(&ro, arg, plan); err != nil {
+		repo, err := restoreRepo(ctx, &ro, opts, arg)
+		if err != nil {
+			return err
+		}
+		if repo != nil {
+			defer repo.Close(context.WithoutCancel(ctx))
+		} else if err := restoreInput(&ro, arg, plan); err != nil {
 			return err
 		}
 	}
@@ -168,6 +176,28 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 		res.Archive = "stdin"
 	}
 	return printRestored(dockerCli, res, opts.format)
+}
+
+// restoreRepo picks the snapshot to restore when a repository is set and the argument names
+// no file of the folder or the manual procedure; nil: restore from a file.
+func restoreRepo(ctx context.Context, ro *restore.Options, opts restoreOptions, arg string) (*repository.Repository, error) {
+	if opts.dir != "" || ro.FilesTar != "" || strings.HasSuffix(arg, ".sql") {
+		return nil, nil
+	}
+	if _, err := os.Stat(arg); err == nil {
+		return nil, nil
+	}
+	repo, err := openRepo(ctx, opts.repo, ro.Plan.Project)
+	if err != nil || repo == nil {
+		return nil, err
+	}
+	snap, err := findSnapshot(ctx, repo, ro.Plan.Name, arg)
+	if err != nil {
+		repo.Close(context.WithoutCancel(ctx))
+		return nil, &compose.UserError{Err: err}
+	}
+	ro.Repo, ro.Snapshot = repo, snap.ID
+	return repo, nil
 }
 
 // restoreInput decides whether the argument is an archive or the manual procedure's SQL file.

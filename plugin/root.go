@@ -66,7 +66,7 @@ func NewRootCommand(dockerCli command.Cli) *cobra.Command {
 		scheduleCommand(dockerCli, opts),
 		shellInitCommand(dockerCli), shellGuardCommand(dockerCli), hooksCommand(dockerCli), hookRunCommand(dockerCli),
 		protectCommand(dockerCli, opts), unprotectCommand(dockerCli, opts), downCommand(dockerCli, opts),
-		migrateCommand(dockerCli, opts),
+		migrateCommand(dockerCli, opts), repoCommand(dockerCli, opts), copyCommand(dockerCli, opts),
 	)
 	addCompletions(cmd, dockerCli, opts)
 	return cmd
@@ -77,6 +77,7 @@ type projectOptions struct {
 	compose.ProjectOptions
 	dbService string
 	progress  string
+	repo      string
 }
 
 func (o *projectOptions) addFlags(cmd *cobra.Command) {
@@ -86,6 +87,7 @@ func (o *projectOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.ProjectDir, "project-directory", "", "Alternate working directory (default: the folder of the first compose file)")
 	f.StringArrayVar(&o.EnvFiles, "env-file", nil, "Alternate environment file")
 	f.StringArrayVar(&o.Profiles, "profile", nil, "Compose profile to enable")
+	addRepoFlag(f, &o.repo)
 	f.StringVar(&o.dbService, "db-service", "", "The PostgreSQL service, where it is not found by image or label")
 	f.StringVar(&o.progress, "progress", "", `Progress on stderr: "auto" (tty on a terminal, else plain), "tty", "plain", "json" or "quiet" (default: $`+progress.Env+`, else $COMPOSE_PROGRESS or $BUILDKIT_PROGRESS, else auto)`)
 }

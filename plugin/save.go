@@ -14,6 +14,8 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/prune"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/retention"
 	"github.com/echo-backup/echo-backup/store"
 )
@@ -75,6 +77,13 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	if err != nil {
 		return err
 	}
+	repo, err := saveRepo(ctx, opts, plan)
+	if err != nil {
+		return err
+	}
+	if repo != nil {
+		defer repo.Close(context.WithoutCancel(ctx))
+	}
 	dir := store.Dir(opts.output, plan.WorkingDir)
 	journalDir := dir
 	if opts.output == stdStream {
@@ -105,7 +114,7 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 		Plan: plan, API: api, LocalEngine: compose.IsLocalEngine(dockerCli),
 		Dir: dir, Pause: opts.pause,
 		ToolVersion: Version, Progress: rep, Warn: warner(dockerCli, rep), Lock: lock,
-		Stream: streamWriter(out),
+		Stream: streamWriter(out), Repo: repo,
 	})
 	rep.Done(err == nil)
 	if err != nil {
@@ -124,12 +133,29 @@ func runSave(ctx context.Context, dockerCli command.Cli, opts saveOptions) (err 
 	if err := printSaved(dockerCli.Out(), res, opts); err != nil || !opts.prune {
 		return err
 	}
-	pruned, err := pruneBackups(ctx, dockerCli, lock, filepath.Dir(res.Path), plan.Name, plan.WorkingDir, opts.policy, false)
+	var pruned *prune.Result
+	if repo != nil {
+		pruned, err = pruneRepo(ctx, dockerCli, repo, plan.Name, opts.policy, repoPruneOptions{})
+	} else {
+		pruned, err = pruneBackups(ctx, dockerCli, lock, filepath.Dir(res.Path), plan.Name, plan.WorkingDir, opts.policy, false)
+	}
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(dockerCli.Err(), pruned.Summary())
 	return nil
+}
+
+// saveRepo is the repository the save goes into, nil for the backup folder. -o names a folder
+// or stdout, so it wins over a repository the environment or the compose file sets.
+func saveRepo(ctx context.Context, opts saveOptions, plan *compose.Plan) (*repository.Repository, error) {
+	if opts.output != "" && opts.repo != "" {
+		return nil, cli.StatusError{StatusCode: exitUsage, Status: "--output and --repo name two places: choose one"}
+	}
+	if opts.output != "" {
+		return nil, nil
+	}
+	return openRepo(ctx, opts.repo, plan.Project)
 }
 
 // streamWriter is nil, not a nil *pipeOut, without a stream: Save tests for nil.

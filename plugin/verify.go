@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/docker/cli/cli/command"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/store"
 )
 
@@ -48,8 +50,13 @@ func runVerify(ctx context.Context, dockerCli command.Cli, opts verifyOptions, a
 		return err
 	}
 	vo := backup.VerifyOptions{Deep: opts.deep, API: api}
-	vo.Path, vo.DBContainer, err = verifySubject(ctx, dockerCli, opts, arg)
+	repo, err := verifyRepoSubject(ctx, dockerCli, opts, arg, &vo)
 	if err != nil {
+		return err
+	}
+	if repo != nil {
+		defer repo.Close(context.WithoutCancel(ctx))
+	} else if vo.Path, vo.DBContainer, err = verifySubject(ctx, dockerCli, opts, arg); err != nil {
 		return err
 	}
 	rep := reporter(ctx, opts.format == formatJSON)
@@ -75,6 +82,35 @@ func runVerify(ctx context.Context, dockerCli command.Cli, opts verifyOptions, a
 	}
 	_, err = fmt.Fprintf(dockerCli.Out(), "OK %s: %d members, %d dump entries (%s)\n", res.Path, res.Members, res.TOCEntries, kind)
 	return err
+}
+
+// verifyRepoSubject finds the snapshot when a repository is set and the argument is not a
+// file; nil: verify a file.
+func verifyRepoSubject(ctx context.Context, dockerCli command.Cli, opts verifyOptions, arg string, vo *backup.VerifyOptions) (*repository.Repository, error) {
+	if opts.output != "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(arg); err == nil {
+		return nil, nil
+	}
+	plan, err := loadPlan(ctx, dockerCli, opts.projectOptions)
+	if err != nil {
+		return nil, err
+	}
+	repo, err := openRepo(ctx, opts.repo, plan.Project)
+	if err != nil || repo == nil {
+		return nil, err
+	}
+	snap, err := findSnapshot(ctx, repo, plan.Name, arg)
+	if err != nil {
+		repo.Close(context.WithoutCancel(ctx))
+		return nil, &compose.UserError{Err: err}
+	}
+	vo.Repo, vo.Snapshot, vo.Path = repo, snap.ID, repo.Address()+" "+shortID(snap.ID)
+	if db, err := plan.DatabaseContainer(); err == nil {
+		vo.DBContainer = db.ID
+	}
+	return repo, nil
 }
 
 // verifySubject finds the archive, and the project's running database container where there

@@ -26,6 +26,9 @@ type Options struct {
 	Now        time.Time    // zero: time.Now()
 	Host       string       // "": this machine's name
 	Warn       func(string) // a backup dated in the future; nil: nothing
+	// OneHistory counts every backup as this deployment's: a repository holds one deployment's
+	// history, whichever host saved it (the old server, before a migration).
+	OneHistory bool
 }
 
 // Action is what happens to one backup.
@@ -102,7 +105,7 @@ func Decide(entries []store.Entry, o Options) *Plan {
 	var items []retention.Item
 	byName := map[string]store.Entry{}
 	for _, e := range entries {
-		if other := here.other(e.Manifest); other != "" {
+		if other := here.other(e.Manifest); other != "" && !o.OneHistory {
 			p.others = append(p.others, Backup{Name: e.Name, Path: e.Path, Created: e.Created,
 				Action: Keep, Why: []string{"another deployment (" + other + ")"}})
 			continue
@@ -147,6 +150,11 @@ func (p *Plan) result(dryRun bool) *Result {
 // Execute removes what the plan does not keep, each with its records (store.Remove). It
 // stops at the first file it cannot remove; the result then lists what was done up to it.
 func (p *Plan) Execute() (*Result, error) {
+	return p.ExecuteWith(func(b Backup) error { return store.Remove(b.Path) })
+}
+
+// ExecuteWith is Execute with another way to remove a backup (from a repository).
+func (p *Plan) ExecuteWith(remove func(Backup) error) (*Result, error) {
 	res := p.result(false)
 	for _, b := range p.ours {
 		switch b.Action {
@@ -154,7 +162,7 @@ func (p *Plan) Execute() (*Result, error) {
 			res.Kept++
 		case WouldRemove:
 			b.Action = Keep
-			if err := store.Remove(b.Path); err != nil {
+			if err := remove(b); err != nil {
 				res.Backups = append(res.Backups, b)
 				res.sort()
 				return res, fmt.Errorf("pruning the backups of project %q: %w", p.project, err)

@@ -33,7 +33,10 @@ type input interface {
 	describe() string
 }
 
-func openInput(o Options) (input, error) {
+func openInput(ctx context.Context, o Options) (input, error) {
+	if o.Repo != nil {
+		return openRepoInput(ctx, o.Repo, o.Snapshot)
+	}
 	if o.Stream != nil {
 		return openStreamInput(o.Stream, "stdin", nil)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/postgres"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/store"
 )
 
@@ -32,6 +33,8 @@ type Options struct {
 	Stream   io.Reader // an archive in the stream form, read once (`restore -`)
 	SQLFile  string    // a plain pg_dump, as the manual procedure makes it
 	FilesTar string    // a tar.gz of the data folder, as the manual procedure makes it
+	Repo     *repository.Repository
+	Snapshot string // the backup's ID in Repo
 	Only     string    // "", "db" or "files"
 
 	ForceProject bool
@@ -99,11 +102,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	start := time.Now()
 	o.setDefaults()
 	r := &run{o: o, res: &Result{Archive: o.Archive}, id: time.Now().UTC().Format("20060102T150405")}
-	src, err := openInput(o)
+	src, err := openInput(ctx, o)
 	if err != nil {
 		return nil, err
 	}
 	r.src = src
+	if o.Repo != nil {
+		r.res.Archive = src.describe()
+	}
 	if err := r.resumeFirst(ctx); err != nil {
 		return nil, err
 	}
