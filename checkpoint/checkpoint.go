@@ -16,6 +16,7 @@ import (
 	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/progress"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/store"
 )
 
@@ -30,6 +31,9 @@ type Options struct {
 	Say         func(string)       // what a step does; nil: nothing
 	Warn        func(string)       // nil: nothing
 	Lock        *store.Lock        // Dir's lock when the caller holds it; nil: the save takes it
+	// Repo, when set, takes the backup instead of Dir (the nightly run of a deployment that
+	// keeps its backups in a repository).
+	Repo *repository.Repository
 }
 
 func (o Options) say(msg string) {
@@ -45,13 +49,13 @@ func Take(ctx context.Context, o Options) (*backup.Result, error) {
 	res, err := backup.Save(ctx, backup.SaveOptions{
 		Plan: o.Plan, API: o.API, LocalEngine: o.LocalEngine,
 		Dir: o.Dir, Labels: o.Labels,
-		Progress: rep, Warn: o.Warn, Lock: o.Lock,
+		Progress: rep, Warn: o.Warn, Lock: o.Lock, Repo: o.Repo,
 	})
 	if err != nil {
 		rep.Done(false)
 		return nil, fmt.Errorf("saving project %q: %w", o.Plan.Name, err)
 	}
-	vo := backup.VerifyOptions{Path: res.Path, API: o.API}
+	vo := backup.VerifyOptions{Path: res.Path, API: o.API, Repo: o.Repo, Snapshot: res.Snapshot}
 	if db, err := o.Plan.DatabaseContainer(); err == nil {
 		vo.DBContainer = db.ID
 	}

@@ -20,6 +20,8 @@ import (
 type Nightly struct {
 	Policy  retention.Policy
 	Protect bool // protect the project on each run, its new volumes included
+	// Prune, when set, prunes where the backups are instead of Options.Dir (a repository).
+	Prune func(ctx context.Context) (*prune.Result, error)
 }
 
 // RunNightly is the scheduled job's work, under the lock o.Lock that schedule.RunJob took:
@@ -36,17 +38,24 @@ func RunNightly(ctx context.Context, o Options, n Nightly) (summary, path string
 	if perr != nil {
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, perr)
 	}
-	plan, err := prune.PlanPrune(prune.Options{Dir: o.Dir, Project: o.Plan.Name, WorkingDir: o.Plan.WorkingDir,
-		Policy: n.Policy, Warn: o.Warn})
-	var pruned *prune.Result
-	if err == nil {
-		pruned, err = plan.Execute()
-	}
+	pruned, err := nightlyPrune(ctx, o, n)
 	if err != nil {
 		return "", res.Path, fmt.Errorf("saved and verified %s, then %w", res.Path, err)
 	}
 	return fmt.Sprintf("saved and verified %s (%s, %d tables, %d rows, %d files) in %s; %s%s", filepath.Base(res.Path),
 		humanSize(res.Size), res.Tables, res.Rows, res.Files, res.Duration.Round(100*time.Millisecond), pruned.Summary(), protected), res.Path, nil
+}
+
+func nightlyPrune(ctx context.Context, o Options, n Nightly) (*prune.Result, error) {
+	if n.Prune != nil {
+		return n.Prune(ctx)
+	}
+	plan, err := prune.PlanPrune(prune.Options{Dir: o.Dir, Project: o.Plan.Name, WorkingDir: o.Plan.WorkingDir,
+		Policy: n.Policy, Warn: o.Warn})
+	if err != nil {
+		return nil, err
+	}
+	return plan.Execute()
 }
 
 // nightlyProtect protects the project on a run installed with protection: Protect keeps what

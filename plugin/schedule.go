@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/compose-spec/compose-go/v2/dotenv"
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/cli/cli"
 	"github.com/docker/cli/cli/command"
@@ -20,6 +21,7 @@ import (
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
 	"github.com/echo-backup/echo-backup/ping"
+	"github.com/echo-backup/echo-backup/prune"
 	"github.com/echo-backup/echo-backup/retention"
 	"github.com/echo-backup/echo-backup/schedule"
 	"github.com/echo-backup/echo-backup/store"
@@ -199,9 +201,13 @@ func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Pr
 	if err != nil {
 		return schedule.Job{}, err
 	}
+	repo, err := scheduledRepo(dockerCli, opts, project)
+	if err != nil {
+		return schedule.Job{}, err
+	}
 	job, err := schedule.BuildJob(schedule.Spec{Docker: docker, Project: project.Name, Folder: project.WorkingDir,
 		ComposeFiles: project.ComposeFiles, EnvFiles: opts.EnvFiles, Profiles: opts.Profiles, DBService: opts.dbService,
-		Dir: dir, Policy: opts.policy, Protect: !opts.noProtect, Context: dockerCli.CurrentContext(), Getenv: os.Getenv})
+		Dir: dir, Repo: repo, Policy: opts.policy, Protect: !opts.noProtect, Context: dockerCli.CurrentContext(), Getenv: os.Getenv})
 	if err != nil {
 		return schedule.Job{}, err
 	}
@@ -317,7 +323,41 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	}
 	co := checkpointOptions(ctx, dockerCli, d, nil)
 	co.Lock = lock
-	return checkpoint.RunNightly(ctx, co, checkpoint.Nightly{Policy: opts.policy, Protect: opts.protect})
+	n := checkpoint.Nightly{Policy: opts.policy, Protect: opts.protect}
+	if co.Repo, err = openRepo(ctx, opts.repo, d.Plan.Project); err != nil {
+		return "", "", err
+	}
+	if co.Repo != nil {
+		defer co.Repo.Close(context.WithoutCancel(ctx))
+		n.Prune = func(ctx context.Context) (*prune.Result, error) {
+			return pruneRepo(ctx, dockerCli, co.Repo, d.Plan.Name, opts.policy, repoPruneOptions{})
+		}
+	}
+	return checkpoint.RunNightly(ctx, co, n)
+}
+
+// scheduledRepo is the repository address the job is given, when the backups go to one. The
+// secrets stay out of the entry: what the job cannot read from the project's .env or a
+// password file, it cannot have, so install says so now rather than fail at night.
+func scheduledRepo(dockerCli command.Cli, opts scheduleOptions, project *types.Project) (string, error) {
+	o, err := repoOptions(opts.repo, project)
+	if err != nil || o.Address == "" {
+		return "", err
+	}
+	files := opts.EnvFiles
+	if len(files) == 0 {
+		files = []string{filepath.Join(project.WorkingDir, ".env")}
+	}
+	dotEnv, _ := dotenv.Read(files...) // a missing .env holds nothing
+	for _, k := range []string{"ECHOBACKUP_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		if _, inShell := os.LookupEnv(k); inShell {
+			if _, inDotEnv := dotEnv[k]; !inDotEnv {
+				fmt.Fprintf(dockerCli.Err(), "WARNING: %s is set in this shell only: the nightly job will not see it "+
+					"(secrets never go into the schedule entry); put it in the project's .env, or the password in a file named by ECHOBACKUP_PASSWORD_FILE\n", k)
+			}
+		}
+	}
+	return o.Address, nil
 }
 
 // protectOnInstall protects the project unless --no-protect, and says so in one line. A
