@@ -12,6 +12,7 @@ import (
 
 	"github.com/echo-backup/echo-backup/compose"
 	"github.com/echo-backup/echo-backup/guard"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/schedule"
 	"github.com/echo-backup/echo-backup/store"
 )
@@ -51,11 +52,19 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 	last := store.FindLastVerified(store.Dir("", plan.WorkingDir), plan.Name)
 	// A crontab that cannot be read says nothing about the project: status does not fail on it.
 	entry, _, _ := schedule.Find(ctx, plan.Name, plan.WorkingDir)
+	repo, err := repoState(ctx, opts.repo, plan)
+	if err != nil {
+		return err
+	}
 	if opts.format == formatJSON {
-		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last, Scheduled: entry != nil})
+		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last, Scheduled: entry != nil, Repository: repo})
 	}
 	printPlan(dockerCli.Out(), plan)
 	printProtection(dockerCli.Out(), plan, prot, last)
+	if repo != nil {
+		fmt.Fprintln(dockerCli.Out())
+		printRepoStatus(dockerCli.Out(), repo.Address, repo.Status)
+	}
 	if entry != nil && !prot.Protected && len(plan.DataVolumes()) > 0 {
 		fmt.Fprintf(dockerCli.Out(), "WARNING: project %s has a schedule but is not protected: `docker compose down -v` or a prune "+
 			"can still delete its volumes (`docker echobackup protect`)\n", plan.Name)
@@ -68,6 +77,26 @@ type statusJSON struct {
 	Protection         *guard.Protection   `json:"protection"`
 	LastVerifiedBackup *store.LastVerified `json:"lastVerifiedBackup"`
 	Scheduled          bool                `json:"scheduled"`
+	Repository         *repoStatusJSON     `json:"repository,omitempty"`
+}
+
+type repoStatusJSON struct {
+	Address string `json:"address"`
+	repository.Status
+}
+
+// repoState is the repository's status when one is set, nil when none is.
+func repoState(ctx context.Context, flag string, plan *compose.Plan) (*repoStatusJSON, error) {
+	repo, err := openRepo(ctx, flag, plan.Project)
+	if err != nil || repo == nil {
+		return nil, err
+	}
+	defer repo.Close(context.WithoutCancel(ctx))
+	st, err := repo.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reading the status of %s: %w", repo.Address(), err)
+	}
+	return &repoStatusJSON{Address: repo.Address(), Status: st}, nil
 }
 
 // openDeployment is the command's one Deployment: the project loaded, its roles decided, the
