@@ -71,6 +71,11 @@ type Repository struct {
 // create the bucket. With o.Password "" it generates a strong random password and returns it; a given
 // password is returned as "".
 func Init(ctx context.Context, o Options) (generated string, err error) {
+	return initialize(ctx, o, splitterAlgorithm)
+}
+
+// initialize is Init with a given splitter (the splitter measurement tries several).
+func initialize(ctx context.Context, o Options, splitter string) (generated string, err error) {
 	loc, err := parseAddress(o.Address)
 	if err != nil {
 		return "", err
@@ -93,7 +98,7 @@ func Init(ctx context.Context, o Options) (generated string, err error) {
 
 	err = repo.Initialize(cctx, st, &repo.NewRepositoryOptions{
 		BlockFormat:  format.ContentFormat{MutableParameters: format.MutableParameters{Version: format.FormatVersion3}},
-		ObjectFormat: format.ObjectFormat{Splitter: splitterAlgorithm},
+		ObjectFormat: format.ObjectFormat{Splitter: splitter},
 	}, password)
 	if errors.Is(err, repo.ErrAlreadyInitialized) {
 		return "", fmt.Errorf("%w at %s", ErrExists, loc)
