@@ -1,0 +1,288 @@
+// Package repository keeps backups in a kopia repository: encrypted, deduplicated, compressed,
+// on a local folder (disk, NAS mount) or S3-compatible storage. One backup is one kopia snapshot
+// whose root directory holds (a real kopia directory tree, browsable with the kopia CLI):
+//
+//	manifest.json   the archive manifest (archive.Manifest JSON), written last
+//	files.tar       the backup's file members as a plain, uncompressed POSIX tar
+//	<stream names>  each stream member (e.g. "db/echo.dump") as its own file
+package repository
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+
+	"github.com/kopia/kopia/repo"
+	"github.com/kopia/kopia/repo/blob"
+	"github.com/kopia/kopia/repo/compression"
+	"github.com/kopia/kopia/repo/content"
+	"github.com/kopia/kopia/repo/format"
+	"github.com/kopia/kopia/repo/maintenance"
+)
+
+var (
+	// ErrWrongPassword: the repository exists but the password does not open it.
+	ErrWrongPassword = errors.New("wrong repository password")
+	// ErrNotFound: no repository (or bucket, or snapshot) where one was expected.
+	ErrNotFound = errors.New("not found")
+	// ErrExists: Init found a repository already there.
+	ErrExists = errors.New("a repository already exists")
+)
+
+const (
+	// The client identity is the same on every server: maintenance runs only for its owner, and a
+	// deployment migrated to a new server must still be able to run it with the password alone.
+	clientUser = "echobackup"
+	clientHost = "repository"
+
+	// The splitter is fixed when the repository is created (Init): changing it later would
+	// re-store everything once. Measured by TestSplitterChoice (splitter_bench_test.go) on two
+	// `pg_dump -Fc -Z0` dumps of the benchmark database at scale 0.3 (A 146.8 MB; B 147.3 MB,
+	// after scripts/bench-day.sql: 5000 plays, 3500 ratings, playlist edits), zstd-fastest,
+	// 2 cores; B added is what the second backup stored:
+	//
+	//	DYNAMIC-256K-BUZHASH  A 42.4 MB in 2.2 s, B added 1.65 MB in 0.6 s
+	//	DYNAMIC-512K-BUZHASH  A 42.6 MB in 2.2-2.5 s, B added 1.95 MB in 0.5-0.9 s
+	//	DYNAMIC-1M-BUZHASH    A 42.8 MB in 1.7-2.7 s, B added 2.54 MB in 0.5-0.8 s
+	//	DYNAMIC-2M-BUZHASH    A 42.8 MB in 1.8-2.4 s, B added 3.02 MB in 0.5-0.6 s
+	//	DYNAMIC-4M-BUZHASH    A 42.9 MB in 1.5-1.6 s, B added 4.12 MB in 0.6 s (kopia's default)
+	//	DYNAMIC-1M-RABINKARP  A 42.8 MB in 2.5-2.6 s, B added 2.17 MB in 1.0 s
+	//
+	// A day's inserts land at the ends of the tables, so every size does well here; changes
+	// scattered through a dump (updates and vacuum reusing space) hurt large chunks much more:
+	// with 1% of a 300 MB stream changed in 30 places, 4M re-stored 189 MB and 1M 56 MB. Smaller
+	// than 1M saves little more (0.6-0.9 MB a day here) for 2-4x the contents, and every content is
+	// an entry in kopia's index, which each open reads (a 500 GB data folder: ~500k at 1M).
+	// Timings vary by ±0.5 s between runs and do not separate the sizes.
+	splitterAlgorithm = "DYNAMIC-1M-BUZHASH"
+
+	// zstd-fastest: on dump A above it stored 42.8 MB in 1.65 s, kopia's "zstd" 43.5 MB in
+	// 2.07 s, "s2-default" 70.6 MB in 0.94 s. Kopia stores a chunk uncompressed by itself when
+	// compressing does not make it smaller (content_manager_lock_free.go): media files cost no
+	// extra space, only the time of one failed attempt.
+	compressor = compression.Name("zstd-fastest")
+
+	// memoryLimit is the Go heap target Open sets when the process has none (no GOMEMLIMIT):
+	// kopia's 20 MB pack buffers and pools otherwise let the heap double freely. TestStreamRSS
+	// (300 MB stream + 30 MB tar) peaked at 165 MB RSS without a limit and 85 MB with 25, 40
+	// or 60 MiB: the live heap (~50 MB) sets the floor. The product's limit is 100 MB.
+	memoryLimit = 40 << 20
+
+	// keyDerivation turns the password into the key that unlocks the repository's keys, at
+	// every Open. Kopia's default, scrypt-65536-8-1, allocates 64 MB for it: TestStreamRSS's
+	// restore peaked at 94 MB RSS with it and 51 MB with PBKDF2 (save: 86 and 78 MB), against
+	// the product's 100 MB. PBKDF2-SHA256 with 600,000 iterations is what OWASP recommends for
+	// PBKDF2; a generated password (256 random bits) needs no stretching at all. Fixed at Init;
+	// a repository made with scrypt (by the kopia CLI) still opens.
+	keyDerivation = "pbkdf2-sha256-600000"
+
+	// maxPackSize is the size of the blobs contents are packed into, kopia's minimum (its
+	// default is 20 MB): a writer holds the pack it is filling in memory. TestStreamRSS's save
+	// peaked at 64-72 MB RSS with 10 MB packs and 70-86 MB with 20 MB. Kopia may change it later
+	// (`kopia repository set-parameters --max-pack-size-mb`).
+	maxPackSize = 10 << 20
+
+	contentCacheBytes  = 256 << 20
+	metadataCacheBytes = 512 << 20
+)
+
+// Repository is an open kopia repository.
+type Repository struct {
+	rep       repo.Repository
+	address   string
+	configDir string // temporary, holds kopia's config file (it names the storage and S3 keys)
+}
+
+// Init creates a new repository at o.Address. It fails (ErrExists) if one is there. S3: it does not
+// create the bucket. With o.Password "" it generates a strong random password and returns it; a given
+// password is returned as "".
+func Init(ctx context.Context, o Options) (generated string, err error) {
+	return initialize(ctx, o, splitterAlgorithm)
+}
+
+// initialize is Init with a given splitter (the splitter measurement tries several).
+func initialize(ctx context.Context, o Options, splitter string) (generated string, err error) {
+	loc, err := parseAddress(o.Address)
+	if err != nil {
+		return "", err
+	}
+	password := o.Password
+	if password == "" {
+		password, err = newPassword()
+		if err != nil {
+			return "", err
+		}
+		generated = password
+	}
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	st, err := storage(cctx, o, loc, true)
+	if err != nil {
+		return "", fmt.Errorf("creating repository: %w", err)
+	}
+	defer st.Close(ctx) //nolint:errcheck
+
+	err = repo.Initialize(cctx, st, &repo.NewRepositoryOptions{
+		BlockFormat:                       format.ContentFormat{MutableParameters: format.MutableParameters{Version: format.FormatVersion3, MaxPackSize: maxPackSize}},
+		ObjectFormat:                      format.ObjectFormat{Splitter: splitter},
+		FormatBlockKeyDerivationAlgorithm: keyDerivation,
+	}, password)
+	if errors.Is(err, repo.ErrAlreadyInitialized) {
+		return "", fmt.Errorf("%w at %s", ErrExists, loc)
+	}
+	if err != nil {
+		return "", fmt.Errorf("creating repository at %s: %w", loc, err)
+	}
+
+	o.Password = password
+	r, err := Open(ctx, o)
+	if err != nil {
+		return "", fmt.Errorf("opening the new repository at %s: %w", loc, err)
+	}
+	defer r.Close(ctx) //nolint:errcheck
+	err = repo.WriteSession(ctx, r.rep, repo.WriteSessionOptions{Purpose: "echobackup init"},
+		func(ctx context.Context, w repo.RepositoryWriter) error {
+			p := maintenance.DefaultParams()
+			p.Owner = w.ClientOptions().UsernameAtHost()
+			return maintenance.SetParams(ctx, w, &p)
+		})
+	if err != nil {
+		return "", fmt.Errorf("setting the maintenance owner of the new repository at %s: %w", loc, err)
+	}
+	return generated, nil
+}
+
+func newPassword() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating a repository password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// Open connects to an existing repository. Errors the user can act on are distinct: ErrWrongPassword,
+// ErrNotFound (no repository at the address, or no bucket), an unreachable endpoint (named, within
+// about 20 s). Open sets the process's Go memory limit to memoryLimit unless GOMEMLIMIT is set.
+// The kopia config it writes (storage settings, S3 keys; no password) is in a 0700 temporary
+// folder that Close removes.
+func Open(ctx context.Context, o Options) (*Repository, error) {
+	loc, err := parseAddress(o.Address)
+	if err != nil {
+		return nil, err
+	}
+	if o.Password == "" {
+		return nil, errors.New("no repository password given (ECHOBACKUP_PASSWORD_FILE or ECHOBACKUP_PASSWORD)")
+	}
+	cache, err := cacheDir(o, loc)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cache, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the repository cache folder: %w", err)
+	}
+	limitMemory()
+
+	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
+	defer cancel()
+	st, err := storage(cctx, o, loc, false)
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close(ctx) //nolint:errcheck
+
+	dir, err := os.MkdirTemp("", "echobackup-repo-")
+	if err != nil {
+		return nil, fmt.Errorf("creating a temporary folder for the repository connection: %w", err)
+	}
+	r := &Repository{address: loc.String(), configDir: dir}
+	err = writeConfig(r.configFile(), st, cache)
+	if err == nil {
+		r.rep, err = repo.Open(cctx, r.configFile(), o.Password, &repo.Options{DisableRepositoryLog: true})
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, openError(err, loc)
+	}
+	return r, nil
+}
+
+// writeConfig writes the kopia config file that repo.Connect would write, without the trial
+// open Connect does: each open derives the key from the password, which takes a good part of
+// a second on purpose.
+func writeConfig(file string, st blob.Storage, cache string) error {
+	ctx := context.Background()
+	if _, err := st.GetMetadata(ctx, format.KopiaRepositoryBlobID); err != nil {
+		if errors.Is(err, blob.ErrBlobNotFound) {
+			return repo.ErrRepositoryNotInitialized
+		}
+		return err
+	}
+	ci := st.ConnectionInfo()
+	b, err := json.Marshal(repo.LocalConfig{
+		Storage: &ci,
+		Caching: &content.CachingOptions{
+			CacheDirectory:        cache,
+			ContentCacheSizeBytes: contentCacheBytes, MetadataCacheSizeBytes: metadataCacheBytes,
+		},
+		ClientOptions: repo.ClientOptions{Hostname: clientHost, Username: clientUser, Description: "echobackup"},
+	})
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, b, 0o600)
+}
+
+func openError(err error, loc location) error {
+	switch {
+	case errors.Is(err, repo.ErrRepositoryNotInitialized):
+		return fmt.Errorf("%w: no repository at %s", ErrNotFound, loc)
+	case errors.Is(err, repo.ErrInvalidPassword):
+		return fmt.Errorf("opening repository %s: %w", loc, ErrWrongPassword)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("opening repository %s: no answer within %v: %w", loc, connectTimeout, err)
+	}
+	return fmt.Errorf("opening repository %s: %w", loc, err)
+}
+
+// limitMemory sets a soft Go memory limit unless the process already has one (GOMEMLIMIT).
+func limitMemory() {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if debug.SetMemoryLimit(-1) == math.MaxInt64 {
+		debug.SetMemoryLimit(memoryLimit)
+	}
+}
+
+func (r *Repository) configFile() string { return filepath.Join(r.configDir, "kopia.config") }
+
+// Close disconnects and removes the temporary kopia config (it holds S3 credentials). Caches stay.
+func (r *Repository) Close(ctx context.Context) error {
+	err := r.rep.Close(ctx)
+	if rerr := os.RemoveAll(r.configDir); err == nil && rerr != nil {
+		err = rerr
+	}
+	if err != nil {
+		return fmt.Errorf("closing repository %s: %w", r.address, err)
+	}
+	return nil
+}
+
+// Address is safe to print: it never contains secrets.
+func (r *Repository) Address() string { return strings.TrimSuffix(r.address, "/") }
+
+func (r *Repository) direct() (repo.DirectRepository, error) {
+	dr, ok := r.rep.(repo.DirectRepository)
+	if !ok {
+		return nil, errors.New("repository is not a direct connection")
+	}
+	return dr, nil
+}
