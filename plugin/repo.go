@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -221,20 +220,45 @@ func runRepoStatus(ctx context.Context, dockerCli command.Cli, opts repoOptionsF
 		return fmt.Errorf("reading the status of %s: %w", repo.Address(), err)
 	}
 	if opts.format == formatJSON {
-		return writeJSON(dockerCli.Out(), st)
+		return writeJSON(dockerCli.Out(), repoStatusOf(st))
 	}
-	printRepoStatus(dockerCli.Out(), repo.Address(), st)
+	printRepoStatus(dockerCli.Out(), st)
 	return nil
 }
 
-func printRepoStatus(out io.Writer, addr string, st repository.Status) {
+// repoStatusJSON is `repo status --format json`, and the repository in `status --format json`.
+type repoStatusJSON struct {
+	Address         string     `json:"address"`
+	Snapshots       int        `json:"snapshots"`
+	StoredBytes     int64      `json:"storedBytes"`
+	LogicalBytes    int64      `json:"logicalBytes"`
+	DedupRatio      float64    `json:"dedupRatio"`
+	LastSnapshot    *time.Time `json:"lastSnapshot"`
+	LastMaintenance *time.Time `json:"lastMaintenance"`
+	LastFull        *time.Time `json:"lastFullMaintenance"`
+}
+
+func repoStatusOf(st repository.Status) repoStatusJSON {
+	return repoStatusJSON{Address: st.Address, Snapshots: st.Snapshots, StoredBytes: st.StorageBytes,
+		LogicalBytes: st.LogicalBytes, DedupRatio: st.DedupRatio, LastSnapshot: timeOrNil(st.LastSnapshot),
+		LastMaintenance: timeOrNil(st.LastMaintained), LastFull: timeOrNil(st.LastFull)}
+}
+
+func timeOrNil(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func printRepoStatus(out io.Writer, st repository.Status) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(w, "Repository:\t%s\n", addr)
+	fmt.Fprintf(w, "Repository:\t%s\n", st.Address)
 	fmt.Fprintf(w, "Backups:\t%d\n", st.Snapshots)
-	fmt.Fprintf(w, "Stored:\t%s\n", units.HumanSize(float64(st.StoredBytes)))
+	fmt.Fprintf(w, "Stored:\t%s\n", units.HumanSize(float64(st.StorageBytes)))
 	fmt.Fprintf(w, "Backed-up data:\t%s (%.1fx deduplicated and compressed)\n", units.HumanSize(float64(st.LogicalBytes)), st.DedupRatio)
 	fmt.Fprintf(w, "Last backup:\t%s\n", whenText(st.LastSnapshot))
-	fmt.Fprintf(w, "Last maintenance:\t%s\n", whenText(st.LastMaintenance))
+	fmt.Fprintf(w, "Last maintenance:\t%s (full: %s)\n", whenText(st.LastMaintained), whenText(st.LastFull))
 	w.Flush()
 }
 
@@ -252,5 +276,3 @@ func shortID(id string) string {
 	}
 	return id
 }
-
-var _ = strings.TrimSpace

@@ -57,13 +57,18 @@ func runStatus(ctx context.Context, dockerCli command.Cli, opts statusOptions) e
 		return err
 	}
 	if opts.format == formatJSON {
-		return writeJSON(dockerCli.Out(), statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last, Scheduled: entry != nil, Repository: repo})
+		out := statusJSON{Plan: plan, Protection: prot, LastVerifiedBackup: last, Scheduled: entry != nil}
+		if repo != nil {
+			st := repoStatusOf(*repo)
+			out.Repo = &st
+		}
+		return writeJSON(dockerCli.Out(), out)
 	}
 	printPlan(dockerCli.Out(), plan)
 	printProtection(dockerCli.Out(), plan, prot, last)
 	if repo != nil {
 		fmt.Fprintln(dockerCli.Out())
-		printRepoStatus(dockerCli.Out(), repo.Address, repo.Status)
+		printRepoStatus(dockerCli.Out(), *repo)
 	}
 	if entry != nil && !prot.Protected && len(plan.DataVolumes()) > 0 {
 		fmt.Fprintf(dockerCli.Out(), "WARNING: project %s has a schedule but is not protected: `docker compose down -v` or a prune "+
@@ -77,16 +82,11 @@ type statusJSON struct {
 	Protection         *guard.Protection   `json:"protection"`
 	LastVerifiedBackup *store.LastVerified `json:"lastVerifiedBackup"`
 	Scheduled          bool                `json:"scheduled"`
-	Repository         *repoStatusJSON     `json:"repository,omitempty"`
-}
-
-type repoStatusJSON struct {
-	Address string `json:"address"`
-	repository.Status
+	Repo               *repoStatusJSON     `json:"repository,omitempty"`
 }
 
 // repoState is the repository's status when one is set, nil when none is.
-func repoState(ctx context.Context, flag string, plan *compose.Plan) (*repoStatusJSON, error) {
+func repoState(ctx context.Context, flag string, plan *compose.Plan) (*repository.Status, error) {
 	repo, err := openRepo(ctx, flag, plan.Project)
 	if err != nil || repo == nil {
 		return nil, err
@@ -96,7 +96,7 @@ func repoState(ctx context.Context, flag string, plan *compose.Plan) (*repoStatu
 	if err != nil {
 		return nil, fmt.Errorf("reading the status of %s: %w", repo.Address(), err)
 	}
-	return &repoStatusJSON{Address: repo.Address(), Status: st}, nil
+	return &st, nil
 }
 
 // openDeployment is the command's one Deployment: the project loaded, its roles decided, the
