@@ -101,7 +101,7 @@ type Result struct {
 	Skipped  int           `json:"skipped,omitempty"`
 	// Snapshot is the backup's ID in a repository (save --repo).
 	Snapshot string `json:"snapshot,omitempty"`
-	TOC      int           `json:"tocEntries"`
+	TOC      int    `json:"tocEntries"`
 }
 
 // Save writes one archive of the database and every data folder. Nothing that looks like a

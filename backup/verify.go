@@ -26,7 +26,7 @@ type VerifyOptions struct {
 	Repo     *repository.Repository
 	Snapshot string
 	Deep     bool
-	API  compose.Engine
+	API      compose.Engine
 	// DBContainer is the project's running database container, used for pg_restore --list;
 	// empty: a throwaway container from the image in the manifest.
 	DBContainer string

@@ -35,7 +35,7 @@ type Options struct {
 	FilesTar string    // a tar.gz of the data folder, as the manual procedure makes it
 	Repo     *repository.Repository
 	Snapshot string // the backup's ID in Repo
-	Only     string    // "", "db" or "files"
+	Only     string // "", "db" or "files"
 
 	ForceProject bool
 	SafetyBackup bool
