@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/docker/cli/cli/command"
@@ -29,9 +30,11 @@ type bareRestore struct {
 func openFromBackup(ctx context.Context, dockerCli command.Cli, opts restoreOptions, arg string, noCompose error) (*compose.Deployment, *bareRestore, error) {
 	switch {
 	case arg == "" || arg == "latest":
-		return nil, nil, &compose.UserError{Err: fmt.Errorf("%w, so there are no backups of a project here: on a new server, "+
-			"name the backup: docker echobackup restore FILE writes its compose files here and restores it "+
-			"(from a repository: --repo, not in this version yet)", noCompose)}
+		where, _ := filepath.Abs(opts.ProjectDir)
+		return nil, nil, &compose.UserError{Err: fmt.Errorf("no backups here: %s and its parents hold no compose file (%w), "+
+			"so there is no project to look for backups of; on a new server, name the backup file: "+
+			"docker echobackup restore FILE writes its compose files here, then restores it "+
+			"(from a repository: --repo, not in this version yet)", where, compose.ErrNoComposeFile)}
 	case arg == stdStream:
 		return nil, nil, &compose.UserError{Err: fmt.Errorf("%w: restore - reads the stream once and cannot write its compose files first; "+
 			"save the stream into a file and run docker echobackup restore FILE", noCompose)}

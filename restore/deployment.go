@@ -277,7 +277,7 @@ func pinProject(ctx context.Context, files []*deploymentFile, dir string, m *arc
 		for _, kv := range pins {
 			set = append(set, kv[0]+"="+kv[1])
 		}
-		o.Log(fmt.Sprintf("%s would open as project %q by compose's defaults: .env gets %s", abs, name, strings.Join(set, " ")))
+		o.Log(fmt.Sprintf("%s alone opens as project %q by compose's defaults: .env gets %s", abs, name, strings.Join(set, " ")))
 	}
 	return withPins(files, pins), nil
 }
