@@ -121,7 +121,11 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.dir)
 	var bare *bareRestore
 	if errors.Is(err, compose.ErrNoComposeFile) {
-		d, bare, err = openFromBackup(ctx, dockerCli, opts, arg, err)
+		m, walk, ferr := backupFile(opts, arg, err)
+		if ferr != nil {
+			return ferr
+		}
+		d, bare, err = openFromBackup(ctx, dockerCli, opts, m, walk)
 		defer func() {
 			if err != nil && !opts.dryRun {
 				err = bare.undo(err)

@@ -23,11 +23,10 @@ type bareRestore struct {
 	written  []string // the deployment files written (or, on a dry run, that would be)
 }
 
-// openFromBackup writes the backup's compose and env files into the project folder
-// (restore.WriteDeployment), then opens the project from them as usual. On a dry run it
-// writes nothing and opens nothing: the Deployment is nil. noCompose is why the folder could
-// not be opened.
-func openFromBackup(ctx context.Context, dockerCli command.Cli, opts restoreOptions, arg string, noCompose error) (*compose.Deployment, *bareRestore, error) {
+// backupFile is the archive file a restore in a folder without a compose file reads its
+// deployment from: its manifest (a stream file's trailer) and its members. noCompose is why
+// the folder could not be opened.
+func backupFile(opts restoreOptions, arg string, noCompose error) (*archive.Manifest, restore.Walker, error) {
 	switch {
 	case arg == "" || arg == "latest":
 		where, _ := filepath.Abs(opts.ProjectDir)
@@ -45,6 +44,15 @@ func openFromBackup(ctx context.Context, dockerCli command.Cli, opts restoreOpti
 	if err != nil {
 		return nil, nil, &compose.UserError{Err: fmt.Errorf("%w; and reading the backup's own: %w", noCompose, err)}
 	}
+	return m, restore.ArchiveMembers(arg), nil
+}
+
+// openFromBackup writes the compose and env files of the backup m (its members read by walk)
+// into the project folder (restore.WriteDeployment), then opens the project from them as
+// usual. On a dry run it writes nothing and opens nothing: the Deployment is nil. Any input
+// with a manifest and a walk of its members (an archive file, a repository snapshot) comes
+// through here.
+func openFromBackup(ctx context.Context, dockerCli command.Cli, opts restoreOptions, m *archive.Manifest, walk restore.Walker) (*compose.Deployment, *bareRestore, error) {
 	b := &bareRestore{manifest: m, dir: opts.ProjectDir}
 	if b.dir == "" {
 		b.dir = "."
@@ -58,7 +66,8 @@ func openFromBackup(ctx context.Context, dockerCli command.Cli, opts restoreOpti
 		project = m.Project.Name
 	}
 	log, _ := logger(dockerCli, opts.format)
-	b.written, err = restore.WriteDeployment(ctx, m, restore.ArchiveMembers(arg), b.dir, restore.DeploymentOptions{
+	var err error
+	b.written, err = restore.WriteDeployment(ctx, m, walk, b.dir, restore.DeploymentOptions{
 		DryRun: opts.dryRun, Log: log, Project: project,
 		FolderProject: func(ctx context.Context, dir string) (string, []string, error) {
 			p, err := compose.Load(ctx, dockerCli, compose.ProjectOptions{ProjectDir: dir, EnvFiles: opts.EnvFiles, Profiles: opts.Profiles})
