@@ -149,3 +149,58 @@ func TestBareMetalRestoreFromArchive(t *testing.T) {
 		})
 	}
 }
+
+// TestBareMetalRestoreCustomProject: the other layout. Its name came from -p and its data
+// lives in a named volume; its two compose files are the pair compose finds by itself, and
+// its .env also feeds the database through env_file. Restored in an empty folder on engine 2
+// with no -p: .env keeps what it said and gets the name, and the volume holds the source's data.
+func TestBareMetalRestoreCustomProject(t *testing.T) {
+	eng := StartEngine2(t)
+	eng.LoadImage(t, pgImage)
+	src := NewStack(t, "custom")
+	src.Up()
+	want := src.state()
+	running := src.runningServices(t)
+	archive := src.save(t).Path
+	srcEnv, err := os.ReadFile(filepath.Join(src.Dir, ".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	dir := filepath.Join(t.TempDir(), "music")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tgt := &Stack{Fixture: src.Fixture, t: t, Dir: dir, Name: src.Name, MusicDir: src.MusicDir, seeded: true,
+		Env: []string{"ECHO_MUSIC_DIR=" + src.MusicDir, "DOCKER_CONTEXT=" + eng.Context}}
+	tgt.ProjectFlag, tgt.ComposeFiles = false, nil // the folder says which project, not flags
+	cleanup := &Stack{Fixture: src.Fixture, t: t, Dir: dir, Name: src.Name, Env: tgt.Env}
+	t.Cleanup(cleanup.Cleanup)
+
+	t0 := time.Now()
+	r := tgt.Run(RunOpts{}, "docker", "echobackup", "restore", archive, "--yes")
+	if r.Code != 0 {
+		t.Fatalf("restore FILE --yes in an empty folder: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	t.Logf("bare-metal restore of %s took %s:\n%s", src.Name, time.Since(t0).Round(100*time.Millisecond), tail(r.Stderr, 2000))
+	for _, name := range []string{"compose.yaml", "compose.override.yaml"} {
+		a, _ := os.ReadFile(filepath.Join(src.Dir, name))
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || string(a) != string(b) || !strings.Contains(r.Stderr, "wrote ./"+name) {
+			t.Errorf("%s: not written as saved (%v)", name, err)
+		}
+	}
+	env, _ := os.ReadFile(filepath.Join(dir, ".env"))
+	if !strings.HasPrefix(string(env), string(srcEnv)) || !strings.HasSuffix(string(env), "\nCOMPOSE_PROJECT_NAME="+src.Name+"\n") ||
+		strings.Contains(string(env), "COMPOSE_FILE") {
+		t.Errorf(".env written: %q, want the source's with only COMPOSE_PROJECT_NAME=%s added", env, src.Name)
+	}
+	assertSameState(t, "engine 2 after the bare-metal restore", want, tgt.state())
+	if got := tgt.runningServices(t); got != running {
+		t.Errorf("running on engine 2: %q, on the source: %q", got, running)
+	}
+	if got := projectOn(t, eng, src); !strings.Contains(got, "volume "+src.Volume("echo_data")) {
+		t.Errorf("engine 2 holds %s, want the volume %s", got, src.Volume("echo_data"))
+	}
+	assertNoHelpers(t, eng, src)
+}
