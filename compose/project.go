@@ -59,10 +59,14 @@ func explainLoadError(err error, o ProjectOptions) error {
 	if where == "" {
 		where, _ = os.Getwd()
 	}
-	return &UserError{Err: fmt.Errorf("no compose file found: looked for compose.yaml, compose.yml, "+
+	return &UserError{Err: fmt.Errorf("%w: looked for compose.yaml, compose.yml, "+
 		"docker-compose.yaml and docker-compose.yml in %s and its parent folders "+
-		"(use -f FILE or --project-directory DIR)", where)}
+		"(use -f FILE or --project-directory DIR)", ErrNoComposeFile, where)}
 }
+
+// ErrNoComposeFile: the folder and its parents hold no compose file. A restore from an
+// archive then writes the backup's own files first (a new server).
+var ErrNoComposeFile = errors.New("no compose file found")
 
 // UserError marks a mistake the user can fix; commands print it as one line without a stack of causes.
 type UserError struct{ Err error }

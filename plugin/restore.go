@@ -3,6 +3,7 @@ package plugin
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -120,6 +121,23 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 		return &compose.UserError{Err: fmt.Errorf(`--only must be "db" or "files", not %q`, opts.only)}
 	}
 	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.dir)
+	var bare *bareRestore
+	if errors.Is(err, compose.ErrNoComposeFile) {
+		m, walk, ferr := backupFile(opts, arg, err)
+		if ferr != nil {
+			return ferr
+		}
+		d, bare, err = openFromBackup(ctx, dockerCli, opts, m, walk)
+		defer func() {
+			if err != nil && !opts.dryRun {
+				err = bare.undo(err)
+			}
+		}()
+		if err == nil && d == nil { // a dry run: nothing written, so nothing to open
+			return printRestored(dockerCli, &restore.Result{Archive: arg, DryRun: true, Deployment: bare.written,
+				Plan: restore.DescribeNewServer(bare.manifest, arg, bare.dir, bare.written)}, opts.format)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -127,6 +145,10 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	ro := restore.Options{Plan: plan, API: d.API, Services: d.Services, FilesTar: opts.files, Only: opts.only,
 		ForceProject: opts.forceProject, SafetyBackup: !opts.noSafety, Dir: d.Dir,
 		LocalEngine: d.Local, Jobs: opts.jobs, DryRun: opts.dryRun}
+	if bare != nil && bare.named {
+		// The project is the backup's own, under the name the user chose for it.
+		ro.ForceProject = true
+	}
 	if !opts.dryRun {
 		ro.Progress = reporter(ctx, opts.format == formatJSON)
 	}
@@ -174,6 +196,9 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	}
 	if fromStdin {
 		res.Archive = "stdin"
+	}
+	if bare != nil {
+		res.Deployment = bare.written
 	}
 	return printRestored(dockerCli, res, opts.format)
 }

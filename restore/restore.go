@@ -66,6 +66,9 @@ type Result struct {
 	Duration     time.Duration `json:"duration"`
 	DryRun       bool          `json:"dryRun,omitempty"`
 	Plan         string        `json:"plan"`
+	// Deployment are the compose and env files written from the backup first (a new
+	// server), relative to the project folder; on a dry run, the ones that would be.
+	Deployment []string `json:"deployment,omitempty"`
 }
 
 // ErrCancelled is returned when the user answers no.
