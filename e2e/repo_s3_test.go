@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,6 +99,10 @@ func TestRepoS3(t *testing.T) {
 		t.Fatalf("after prune: %+v", got)
 	}
 
+	// A new, empty server (engine 2, an empty folder) needs only the address and the
+	// password: the compose and env files come out of the snapshot first.
+	restoreOnNewServer(t, s, r, want)
+
 	if res := s.eb(newRepoEnv(t, r.addr, srv.Env...), "list"); res.Code != 2 || !strings.Contains(res.Stderr, "password is wrong") {
 		t.Errorf("a wrong password: exit %d\n%s", res.Code, res.Stderr)
 	}
@@ -155,6 +160,37 @@ func TestRepoS3FullDisk(t *testing.T) {
 		t.Fatalf("after the failed save: %+v", got)
 	}
 	s.mustEB(r, "verify", "latest")
+}
+
+// restoreOnNewServer restores the repository's latest backup of s in an empty folder against
+// a second engine, and checks that the files were written and the state is want.
+func restoreOnNewServer(t *testing.T, s *Stack, r repoEnv, want state) {
+	t.Helper()
+	eng := StartEngine2(t)
+	eng.LoadImage(t, pgImage)
+	dir := filepath.Join(t.TempDir(), "newserver")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tgt := &Stack{Fixture: s.Fixture, t: t, Dir: dir, Name: s.Name, MusicDir: s.MusicDir, seeded: true,
+		Env: []string{"ECHO_MUSIC_DIR=" + s.MusicDir, "DOCKER_CONTEXT=" + eng.Context}}
+	cleanup := &Stack{Fixture: s.Fixture, t: t, Dir: dir, Name: s.Name,
+		Env: append(slices.Clone(tgt.Env), "COMPOSE_PROJECT_NAME="+s.Name)}
+	t.Cleanup(cleanup.Cleanup)
+	res := tgt.Run(RunOpts{Env: r.env()}, "docker", "echobackup", "restore", "latest", "--yes")
+	r.assertNoSecret(t, res.Stdout+res.Stderr)
+	if res.Code != 0 {
+		t.Fatalf("restore --repo latest on a new server: exit %d\n%s", res.Code, res.Stderr)
+	}
+	for _, f := range s.ComposeFiles {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("the new server's folder lacks %s: %v", f, err)
+		}
+	}
+	if !strings.Contains(res.Stderr, "from the backup") {
+		t.Errorf("restore did not say it wrote the deployment files:\n%s", res.Stderr)
+	}
+	assertSameState(t, "the new server after restore from the repository", want, tgt.state())
 }
 
 func writeRandom(t *testing.T, path string, n int64) {

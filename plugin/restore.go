@@ -123,10 +123,11 @@ func runRestore(ctx context.Context, dockerCli command.Cli, opts restoreOptions,
 	d, err := openDeployment(ctx, dockerCli, opts.projectOptions, opts.dir)
 	var bare *bareRestore
 	if errors.Is(err, compose.ErrNoComposeFile) {
-		m, walk, ferr := backupFile(opts, arg, err)
+		m, walk, done, ferr := newServerBackup(ctx, opts, arg, err)
 		if ferr != nil {
 			return ferr
 		}
+		defer done()
 		d, bare, err = openFromBackup(ctx, dockerCli, opts, m, walk)
 		defer func() {
 			if err != nil && !opts.dryRun {

@@ -1,16 +1,23 @@
 package plugin
 
 import (
+	"archive/tar"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/docker/cli/cli/command"
 
 	"github.com/echo-backup/echo-backup/archive"
+	"github.com/echo-backup/echo-backup/backup"
 	"github.com/echo-backup/echo-backup/compose"
+	"github.com/echo-backup/echo-backup/repository"
 	"github.com/echo-backup/echo-backup/restore"
 )
 
@@ -33,7 +40,7 @@ func backupFile(opts restoreOptions, arg string, noCompose error) (*archive.Mani
 		return nil, nil, &compose.UserError{Err: fmt.Errorf("no backups here: %s and its parents hold no compose file (%w), "+
 			"so there is no project to look for backups of; on a new server, name the backup file: "+
 			"docker echobackup restore FILE writes its compose files here, then restores it "+
-			"(from a repository: --repo, not in this version yet)", where, compose.ErrNoComposeFile)}
+			"(or from a repository: --repo)", where, compose.ErrNoComposeFile)}
 	case arg == stdStream:
 		return nil, nil, &compose.UserError{Err: fmt.Errorf("%w: restore - reads the stream once and cannot write its compose files first; "+
 			"save the stream into a file and run docker echobackup restore FILE", noCompose)}
@@ -45,6 +52,70 @@ func backupFile(opts restoreOptions, arg string, noCompose error) (*archive.Mani
 		return nil, nil, &compose.UserError{Err: fmt.Errorf("%w; and reading the backup's own: %w", noCompose, err)}
 	}
 	return m, restore.ArchiveMembers(arg), nil
+}
+
+// newServerBackup is the backup a restore on a new server reads its deployment from: a
+// snapshot of the repository when one is set and arg names no file, else the file. done
+// closes what it opened.
+func newServerBackup(ctx context.Context, opts restoreOptions, arg string, noCompose error) (*archive.Manifest, restore.Walker, func(), error) {
+	repo, err := openRepo(ctx, opts.repo, nil)
+	if _, statErr := os.Stat(arg); err != nil || repo == nil || statErr == nil {
+		if repo != nil {
+			repo.Close(context.WithoutCancel(ctx))
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		m, walk, err := backupFile(opts, arg, noCompose)
+		return m, walk, func() {}, err
+	}
+	done := func() { repo.Close(context.WithoutCancel(ctx)) }
+	m, walk, err := snapshotMembers(ctx, repo, opts, arg)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return m, walk, done, nil
+}
+
+// snapshotMembers finds the snapshot of a bare restore: of the project -p or
+// COMPOSE_PROJECT_NAME names, else of the one project the repository holds.
+func snapshotMembers(ctx context.Context, repo *repository.Repository, opts restoreOptions, arg string) (*archive.Manifest, restore.Walker, error) {
+	project := cmp.Or(opts.ProjectName, os.Getenv("COMPOSE_PROJECT_NAME"))
+	if project == "" {
+		all, err := repo.List(ctx, "")
+		if err != nil {
+			return nil, nil, fmt.Errorf("listing the backups in %s: %w", repo.Address(), err)
+		}
+		names := map[string]bool{}
+		for _, s := range all {
+			names[s.Project] = true
+		}
+		switch len(names) {
+		case 0:
+			return nil, nil, &compose.UserError{Err: fmt.Errorf("the repository %s holds no backups", repo.Address())}
+		case 1:
+			project = all[0].Project
+		default:
+			return nil, nil, &compose.UserError{Err: fmt.Errorf("the repository %s holds backups of %d projects (%s): name one with -p",
+				repo.Address(), len(names), strings.Join(slices.Sorted(maps.Keys(names)), ", "))}
+		}
+	}
+	snap, err := findSnapshot(ctx, repo, project, arg)
+	if err != nil {
+		return nil, nil, &compose.UserError{Err: err}
+	}
+	objs := &backup.RepoObjects{Ctx: ctx, Repo: repo, ID: snap.ID}
+	m, err := objs.Manifest()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading backup %s: %w", objs, err)
+	}
+	return m, func(fn func(hdr *tar.Header, r io.Reader) error) error {
+		if err := archive.WalkObjects(m, objs, true, fn); err != nil {
+			return fmt.Errorf("reading %s: %w", objs, err)
+		}
+		return nil
+	}, nil
 }
 
 // openFromBackup writes the compose and env files of the backup m (its members read by walk)
