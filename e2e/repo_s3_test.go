@@ -85,6 +85,7 @@ func TestRepoS3(t *testing.T) {
 	want := s.state()
 	s.mustEB(r, "save")
 	s.change(t)
+	second := s.state()
 	s.mustEB(r, "save")
 	if got := s.repoList(r); len(got) != 2 {
 		t.Fatalf("list: %+v", got)
@@ -101,7 +102,7 @@ func TestRepoS3(t *testing.T) {
 
 	// A new, empty server (engine 2, an empty folder) needs only the address and the
 	// password: the compose and env files come out of the snapshot first.
-	restoreOnNewServer(t, s, r, want)
+	restoreOnNewServer(t, s, r, second)
 
 	if res := s.eb(newRepoEnv(t, r.addr, srv.Env...), "list"); res.Code != 2 || !strings.Contains(res.Stderr, "password is wrong") {
 		t.Errorf("a wrong password: exit %d\n%s", res.Code, res.Stderr)
