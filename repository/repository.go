@@ -71,9 +71,11 @@ const (
 	compressor = compression.Name("zstd-fastest")
 
 	// memoryLimit is the Go heap target Open sets when the process has none (no GOMEMLIMIT):
-	// kopia's 20 MB pack buffers and pools otherwise let the heap double freely. TestStreamRSS
-	// (300 MB stream + 30 MB tar) peaked at 165 MB RSS without a limit and 85 MB with 25, 40
-	// or 60 MiB: the live heap (~50 MB) sets the floor. The product's limit is 100 MB.
+	// without it the heap may double before each GC. TestStreamRSS (300 MB stream + 30 MB tar,
+	// with the key derivation and pack size below): peak RSS of save / restore
+	//	folder: 58-73 / 50-51 MB with the limit, 57-61 / 52-54 MB without
+	//	S3:     66-73 / 51 MB with the limit,    88-92 / 53 MB without
+	// (before those two choices: 165 MB without a limit). The product's limit is 100 MB.
 	memoryLimit = 40 << 20
 
 	// keyDerivation turns the password into the key that unlocks the repository's keys, at
@@ -98,7 +100,7 @@ const (
 type Repository struct {
 	rep       repo.Repository
 	address   string
-	configDir string // temporary, holds kopia's config file (it names the storage and S3 keys)
+	configDir string // temporary: kopia's config file during Open, maintenance's lock file
 }
 
 // Init creates a new repository at o.Address. It fails (ErrExists) if one is there. S3: it does not
@@ -171,8 +173,8 @@ func newPassword() (string, error) {
 // Open connects to an existing repository. Errors the user can act on are distinct: ErrWrongPassword,
 // ErrNotFound (no repository at the address, or no bucket), an unreachable endpoint (named, within
 // about 20 s). Open sets the process's Go memory limit to memoryLimit unless GOMEMLIMIT is set.
-// The kopia config it writes (storage settings, S3 keys; no password) is in a 0700 temporary
-// folder that Close removes.
+// The kopia config it writes (storage settings, S3 keys; no password; 0600, in a 0700 temporary
+// folder) is removed as soon as kopia has read it; Close removes the folder.
 func Open(ctx context.Context, o Options) (*Repository, error) {
 	loc, err := parseAddress(o.Address)
 	if err != nil {
@@ -207,7 +209,16 @@ func Open(ctx context.Context, o Options) (*Repository, error) {
 	if err == nil {
 		r.rep, err = repo.Open(cctx, r.configFile(), o.Password, &repo.Options{DisableRepositoryLog: true})
 	}
+	if err == nil {
+		// Kopia reads the file only in Open (and to store throttling changes, which we never
+		// make), so the S3 keys in it need not stay on disk while we work. The folder stays:
+		// maintenance takes its lock file beside the config path.
+		err = os.Remove(r.configFile())
+	}
 	if err != nil {
+		if r.rep != nil {
+			r.rep.Close(ctx) //nolint:errcheck
+		}
 		os.RemoveAll(dir)
 		return nil, openError(err, loc)
 	}
@@ -264,7 +275,7 @@ func limitMemory() {
 
 func (r *Repository) configFile() string { return filepath.Join(r.configDir, "kopia.config") }
 
-// Close disconnects and removes the temporary kopia config (it holds S3 credentials). Caches stay.
+// Close disconnects and removes the temporary folder. Caches stay.
 func (r *Repository) Close(ctx context.Context) error {
 	err := r.rep.Close(ctx)
 	if rerr := os.RemoveAll(r.configDir); err == nil && rerr != nil {
