@@ -87,6 +87,7 @@ func writeBackup(t *testing.T, ctx context.Context, r *Repository, project strin
 			t.Fatal(err)
 		}
 	}
+	defer b.Abort() // after Commit: does nothing
 	created := time.Now()
 	s, err := b.Commit(ctx, []byte(`{"format":1}`), created, labels)
 	if err != nil {
