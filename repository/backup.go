@@ -47,10 +47,10 @@ type BackupWriter struct {
 	started time.Time
 	tar     *member
 
-	mu      sync.Mutex
-	files   map[string]*snapshot.DirEntry // by slash path
-	open    map[string]bool
-	done    bool // Commit or Abort ran: the write session is closed
+	mu    sync.Mutex
+	files map[string]*snapshot.DirEntry // by slash path
+	open  map[string]bool
+	done  bool // Commit or Abort ran: the write session is closed
 }
 
 // member is one file object being written.
