@@ -44,7 +44,6 @@ type BackupWriter struct {
 	ctx     context.Context
 	w       repo.RepositoryWriter
 	project string
-	started time.Time
 	tar     *member
 
 	mu    sync.Mutex
@@ -109,7 +108,7 @@ func (r *Repository) NewBackup(ctx context.Context, project string) (*BackupWrit
 		return nil, fmt.Errorf("starting a backup of %s in %s: %w", project, r.Address(), err)
 	}
 	b := &BackupWriter{
-		r: r, ctx: wctx, w: w, project: project, started: time.Now(),
+		r: r, ctx: wctx, w: w, project: project,
 		files: map[string]*snapshot.DirEntry{}, open: map[string]bool{},
 	}
 	b.tar = b.newMember(tarName)
