@@ -104,8 +104,9 @@ type Repository struct {
 }
 
 // Init creates a new repository at o.Address. It fails (ErrExists) if one is there. S3: it does not
-// create the bucket. With o.Password "" it generates a strong random password and returns it; a given
-// password is returned as "".
+// create the bucket. With o.Password "" it generates a strong random password (32 random bytes,
+// base64url) and returns it; a given password is returned as "". Once the repository exists the
+// generated password is returned even with an error (a later step failed): save it regardless.
 func Init(ctx context.Context, o Options) (generated string, err error) {
 	return initialize(ctx, o, splitterAlgorithm)
 }
@@ -147,7 +148,7 @@ func initialize(ctx context.Context, o Options, splitter string) (generated stri
 	o.Password = password
 	r, err := Open(ctx, o)
 	if err != nil {
-		return "", fmt.Errorf("opening the new repository at %s: %w", loc, err)
+		return generated, fmt.Errorf("opening the new repository at %s: %w", loc, err)
 	}
 	defer r.Close(ctx) //nolint:errcheck
 	err = repo.WriteSession(ctx, r.rep, repo.WriteSessionOptions{Purpose: "echobackup init"},
@@ -157,7 +158,7 @@ func initialize(ctx context.Context, o Options, splitter string) (generated stri
 			return maintenance.SetParams(ctx, w, &p)
 		})
 	if err != nil {
-		return "", fmt.Errorf("setting the maintenance owner of the new repository at %s: %w", loc, err)
+		return generated, fmt.Errorf("setting the maintenance owner of the new repository at %s: %w", loc, err)
 	}
 	return generated, nil
 }
