@@ -49,19 +49,20 @@ const (
 	// after scripts/bench-day.sql: 5000 plays, 3500 ratings, playlist edits), zstd-fastest,
 	// 2 cores; B added is what the second backup stored:
 	//
-	//	DYNAMIC-256K-BUZHASH  A 42.4 MB in 2.2 s, B added 1.65 MB in 0.6 s
-	//	DYNAMIC-512K-BUZHASH  A 42.6 MB in 2.2-2.5 s, B added 1.95 MB in 0.5-0.9 s
-	//	DYNAMIC-1M-BUZHASH    A 42.8 MB in 1.7-2.7 s, B added 2.54 MB in 0.5-0.8 s
-	//	DYNAMIC-2M-BUZHASH    A 42.8 MB in 1.8-2.4 s, B added 3.02 MB in 0.5-0.6 s
-	//	DYNAMIC-4M-BUZHASH    A 42.9 MB in 1.5-1.6 s, B added 4.12 MB in 0.6 s (kopia's default)
-	//	DYNAMIC-1M-RABINKARP  A 42.8 MB in 2.5-2.6 s, B added 2.17 MB in 1.0 s
+	//	                      A stored  time (3 runs)  B added  time
+	//	DYNAMIC-256K-BUZHASH  42.4 MB   1.3-2.4 s      1.65 MB  0.6-0.9 s
+	//	DYNAMIC-512K-BUZHASH  42.6 MB   1.4-2.5 s      1.95 MB  0.5-0.9 s
+	//	DYNAMIC-1M-BUZHASH    42.8 MB   1.4-2.7 s      2.54 MB  0.5-0.8 s
+	//	DYNAMIC-2M-BUZHASH    42.8 MB   1.8-2.4 s      3.02 MB  0.5-0.7 s
+	//	DYNAMIC-4M-BUZHASH    42.9 MB   1.5-2.0 s      4.12 MB  0.6-0.7 s  (kopia's default)
+	//	DYNAMIC-1M-RABINKARP  42.8 MB   2.5-2.9 s      2.17 MB  1.0-1.2 s
 	//
 	// A day's inserts land at the ends of the tables, so every size does well here; changes
 	// scattered through a dump (updates and vacuum reusing space) hurt large chunks much more:
 	// with 1% of a 300 MB stream changed in 30 places, 4M re-stored 189 MB and 1M 56 MB. Smaller
 	// than 1M saves little more (0.6-0.9 MB a day here) for 2-4x the contents, and every content is
 	// an entry in kopia's index, which each open reads (a 500 GB data folder: ~500k at 1M).
-	// Timings vary by ±0.5 s between runs and do not separate the sizes.
+	// The buzhash times overlap between runs and do not separate the sizes; Rabin-Karp is slower.
 	splitterAlgorithm = "DYNAMIC-1M-BUZHASH"
 
 	// zstd-fastest: on dump A above it stored 42.8 MB in 1.65 s, kopia's "zstd" 43.5 MB in
