@@ -59,9 +59,10 @@ const (
 	//
 	// A day's inserts land at the ends of the tables, so every size does well here; changes
 	// scattered through a dump (updates and vacuum reusing space) hurt large chunks much more:
-	// with 1% of a 300 MB stream changed in 30 places, 4M re-stored 189 MB and 1M 56 MB. Smaller
-	// than 1M saves little more (0.6-0.9 MB a day here) for 2-4x the contents, and every content is
-	// an entry in kopia's index, which each open reads (a 500 GB data folder: ~500k at 1M).
+	// with 1% of a 300 MB stream changed in 30 places (engine-facts.md), 4M re-stored 189 MB and
+	// 1M 56 MB. Smaller than 1M saves little more (0.6-0.9 MB a day here) for 2-4x the contents,
+	// and every content is an entry in kopia's index, which each open reads (a 500 GB data
+	// folder: ~500k at 1M).
 	// The buzhash times overlap between runs and do not separate the sizes; Rabin-Karp is slower.
 	splitterAlgorithm = "DYNAMIC-1M-BUZHASH"
 
