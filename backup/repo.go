@@ -2,7 +2,13 @@ package backup
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
+	"syscall"
+
+	"github.com/docker/go-units"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -51,4 +57,30 @@ func (b *repoBackup) abort() {
 	if b != nil && b.bw != nil {
 		b.bw.Abort()
 	}
+}
+
+// RepoFullError says the repository's storage filled up during a save.
+type RepoFullError struct {
+	Address string
+	Written int64
+	Err     error
+}
+
+func (e *RepoFullError) Error() string {
+	return fmt.Sprintf("saving: the storage of the repository %s is full (after %s of this backup): nothing was saved, "+
+		"the backups there before are untouched; what this save stored is unreferenced, and maintenance (prune) removes it",
+		e.Address, units.BytesSize(float64(e.Written)))
+}
+
+func (e *RepoFullError) Unwrap() error { return e.Err }
+
+// fullMarks are how a full disk or quota reaches us through kopia and an S3 server: as text.
+var fullMarks = []string{"no space left on device", "storagefull", "storage full", "quotaexceeded", "quota exceeded", "insufficient storage", "disk quota"}
+
+func repoFull(addr string, w *archive.Writer, err error) error {
+	text := strings.ToLower(err.Error())
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || slices.ContainsFunc(fullMarks, func(m string) bool { return strings.Contains(text, m) }) {
+		return &RepoFullError{Address: addr, Written: w.Written(), Err: err}
+	}
+	return err
 }

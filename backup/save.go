@@ -191,15 +191,15 @@ func saveOnce(ctx context.Context, o SaveOptions, target postgres.Target, reserv
 	g.Go(func() error { return saveFiles(gctx, w, o, m, sources) })
 	err = g.Wait()
 	if err != nil {
-		return nil, full(o.Dir, w, err)
+		return nil, full(o, w, err)
 	}
 	if err := w.Commit(m); err != nil {
-		return nil, full(o.Dir, w, fmt.Errorf("writing backup %s: %w", w.Path(), err))
+		return nil, full(o, w, fmt.Errorf("writing backup %s: %w", w.Path(), err))
 	}
 	res.Path = w.Path()
 	if snap != nil {
 		if err := snap.commit(ctx, m, res); err != nil {
-			return nil, err
+			return nil, full(o, w, err)
 		}
 	}
 	if len(m.Skipped) > 0 {
@@ -274,7 +274,11 @@ func (e *FullError) Unwrap() error { return e.Err }
 // what it means: the partial archive is removed (by the deferred Abort), the backups there
 // before are untouched. ENOSPC may reach us wrapped, or only as pg_dump's or the engine's
 // text, so a folder with (almost) no room left counts too, measured before Abort frees it.
-func full(dir string, w *archive.Writer, err error) error {
+func full(o SaveOptions, w *archive.Writer, err error) error {
+	if o.Repo != nil {
+		return repoFull(o.Repo.Address(), w, err)
+	}
+	dir := o.Dir
 	if !errors.Is(err, syscall.ENOSPC) && !errors.Is(err, syscall.EDQUOT) && !nearlyFull(dir) {
 		return err
 	}

@@ -155,6 +155,9 @@ func TestRepoS3FullDisk(t *testing.T) {
 	if res.Code == 0 {
 		t.Fatalf("a save onto a full S3 disk succeeded:\n%s", res.Stderr)
 	}
+	if !strings.Contains(res.Stderr, "the storage of the repository "+r.addr+" is full") || !strings.Contains(res.Stderr, "nothing was saved") {
+		t.Errorf("the failed save does not say that the repository's storage is full:\n%s", res.Stderr)
+	}
 	t.Logf("the failed save said:\n%s", tail(res.Stderr, 1500))
 	os.Remove(big)
 	if got := s.repoList(r); len(got) != 1 {
