@@ -5,7 +5,6 @@ package e2e
 import (
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -52,12 +51,7 @@ func TestBareMetalRestoreFromArchive(t *testing.T) {
 			}
 			// Engine 2's side of the project, run in the new folder with no project name
 			// given: what the folder itself says decides.
-			tgt := &Stack{Fixture: src.Fixture, t: t, Dir: dir, Name: src.Name, MusicDir: src.MusicDir, seeded: true,
-				Env: []string{"ECHO_MUSIC_DIR=" + src.MusicDir, "DOCKER_CONTEXT=" + eng.Context}}
-			// Cleaned up by the project's name on engine 2 whatever the folder says, failed or not.
-			cleanup := &Stack{Fixture: src.Fixture, t: t, Dir: dir, Name: src.Name,
-				Env: append(slices.Clone(tgt.Env), "COMPOSE_PROJECT_NAME="+src.Name)}
-			t.Cleanup(cleanup.Cleanup)
+			tgt, cleanup := eng.NewServer(t, src, dir)
 			restore := func(args ...string) Result {
 				return tgt.Run(RunOpts{}, "docker", append([]string{"echobackup", "restore"}, args...)...)
 			}
@@ -142,7 +136,7 @@ func TestBareMetalRestoreFromArchive(t *testing.T) {
 			assertSameState(t, "engine 2 after the second restore", want, tgt.state())
 
 			// Engine 2 is empty again for the next form.
-			cleanup.Cleanup()
+			cleanup()
 			if left := projectOn(t, eng, src); left != "" {
 				t.Fatalf("left on engine 2 after the cleanup: %s", left)
 			}

@@ -100,6 +100,18 @@ func (e *Engine2) Stack(src *Stack) *Stack {
 		Env: append(slices.Clone(src.Env), "DOCKER_CONTEXT="+e.Context), seeded: true}
 }
 
+// NewServer is src's project on this engine from an empty folder dir, as on a new server: no
+// project name is given, so what the folder comes to hold decides. What the project leaves on
+// this engine is removed by its name when the test ends, failed or not, or by cleanup before.
+func (e *Engine2) NewServer(t *testing.T, src *Stack, dir string) (tgt *Stack, cleanup func()) {
+	tgt = &Stack{Fixture: src.Fixture, t: t, Dir: dir, Name: src.Name, MusicDir: src.MusicDir, seeded: true,
+		Env: []string{"ECHO_MUSIC_DIR=" + src.MusicDir, "DOCKER_CONTEXT=" + e.Context}}
+	byName := &Stack{Fixture: src.Fixture, t: t, Dir: dir, Name: src.Name,
+		Env: append(slices.Clone(tgt.Env), "COMPOSE_PROJECT_NAME="+src.Name)}
+	t.Cleanup(byName.Cleanup)
+	return tgt, byName.Cleanup
+}
+
 // Docker runs the docker CLI against this engine.
 func (e *Engine2) Docker(args ...string) (string, error) {
 	return output(context.Background(), "", nil, "docker", append([]string{"--context", e.Context}, args...)...)

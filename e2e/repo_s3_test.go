@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -176,11 +175,7 @@ func restoreOnNewServer(t *testing.T, s *Stack, r repoEnv, want state) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	tgt := &Stack{Fixture: s.Fixture, t: t, Dir: dir, Name: s.Name, MusicDir: s.MusicDir, seeded: true,
-		Env: []string{"ECHO_MUSIC_DIR=" + s.MusicDir, "DOCKER_CONTEXT=" + eng.Context}}
-	cleanup := &Stack{Fixture: s.Fixture, t: t, Dir: dir, Name: s.Name,
-		Env: append(slices.Clone(tgt.Env), "COMPOSE_PROJECT_NAME="+s.Name)}
-	t.Cleanup(cleanup.Cleanup)
+	tgt, _ := eng.NewServer(t, s, dir)
 	res := tgt.Run(RunOpts{Env: r.env()}, "docker", "echobackup", "restore", "latest", "--yes")
 	r.assertNoSecret(t, res.Stdout+res.Stderr)
 	if res.Code != 0 {
