@@ -95,7 +95,7 @@ func verifyRepoSubject(ctx context.Context, dockerCli command.Cli, opts verifyOp
 	}
 	plan, err := loadPlan(ctx, dockerCli, opts.projectOptions)
 	if err != nil {
-		return nil, err
+		return nil, nil // verifySubject says what is missing
 	}
 	repo, err := openRepo(ctx, opts.repo, plan.Project)
 	if err != nil || repo == nil {
