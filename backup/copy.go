@@ -26,11 +26,7 @@ func CopyToRepo(ctx context.Context, path string, repo *repository.Repository) (
 	if err != nil {
 		return repository.Snapshot{}, fmt.Errorf("copying %s into %s: %w", path, repo.Address(), err)
 	}
-	defer func() {
-		if bw != nil {
-			bw.Abort()
-		}
-	}()
+	defer bw.Abort() // after Commit, a no-op
 	w, err := archive.NewSink(bw, archive.Options{})
 	if err != nil {
 		return repository.Snapshot{}, err
@@ -52,7 +48,6 @@ func CopyToRepo(ctx context.Context, path string, repo *repository.Repository) (
 	if err != nil {
 		return snap, fmt.Errorf("copying %s into %s: %w", path, repo.Address(), err)
 	}
-	bw = nil
 	return snap, nil
 }
 

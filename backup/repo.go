@@ -46,15 +46,15 @@ func (b *repoBackup) commit(ctx context.Context, m *archive.Manifest, res *Resul
 	if err != nil {
 		return fmt.Errorf("writing the backup into %s: %w", b.o.Repo.Address(), err)
 	}
-	b.bw = nil
 	res.Snapshot = snap.ID
 	res.Path = b.o.Repo.Address() + " " + snap.ID
 	return nil
 }
 
-// abort drops an unfinished snapshot; its contents are left for the repository's maintenance.
+// abort drops an unfinished snapshot (after commit, nothing): its contents are left for the
+// repository's maintenance.
 func (b *repoBackup) abort() {
-	if b != nil && b.bw != nil {
+	if b != nil {
 		b.bw.Abort()
 	}
 }
