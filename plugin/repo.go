@@ -231,10 +231,10 @@ func printRepoStatus(out io.Writer, addr string, st repository.Status) {
 	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "Repository:\t%s\n", addr)
 	fmt.Fprintf(w, "Backups:\t%d\n", st.Snapshots)
-	fmt.Fprintf(w, "Stored:\t%s\n", units.HumanSize(float64(st.StoredBytes)))
+	fmt.Fprintf(w, "Stored:\t%s\n", units.HumanSize(float64(st.StorageBytes)))
 	fmt.Fprintf(w, "Backed-up data:\t%s (%.1fx deduplicated and compressed)\n", units.HumanSize(float64(st.LogicalBytes)), st.DedupRatio)
 	fmt.Fprintf(w, "Last backup:\t%s\n", whenText(st.LastSnapshot))
-	fmt.Fprintf(w, "Last maintenance:\t%s\n", whenText(st.LastMaintenance))
+	fmt.Fprintf(w, "Last maintenance:\t%s\n", whenText(st.LastMaintained))
 	w.Flush()
 }
 
