@@ -41,19 +41,37 @@ const (
 	clientUser = "echobackup"
 	clientHost = "repository"
 
-	// Splitter is fixed when the repository is created. Measured by TestSplitterChoice on two
-	// pg_dump -Fc -Z0 dumps of the benchmark database (scale 0.3, 136 MB) before and after
-	// scripts/bench-day.sql: see splitterFigures in splitter_bench_test.go.
+	// The splitter is fixed when the repository is created (Init): changing it later would
+	// re-store everything once. Measured by TestSplitterChoice (splitter_bench_test.go) on two
+	// `pg_dump -Fc -Z0` dumps of the benchmark database at scale 0.3 (A 146.8 MB; B 147.3 MB,
+	// after scripts/bench-day.sql: 5000 plays, 3500 ratings, playlist edits), zstd-fastest,
+	// 2 cores; B added is what the second backup stored:
+	//
+	//	DYNAMIC-256K-BUZHASH  A 42.4 MB in 2.2 s, B added 1.65 MB in 0.6 s
+	//	DYNAMIC-512K-BUZHASH  A 42.6 MB in 2.2-2.5 s, B added 1.95 MB in 0.5-0.9 s
+	//	DYNAMIC-1M-BUZHASH    A 42.8 MB in 1.7-2.7 s, B added 2.54 MB in 0.5-0.8 s
+	//	DYNAMIC-2M-BUZHASH    A 42.8 MB in 1.8-2.4 s, B added 3.02 MB in 0.5-0.6 s
+	//	DYNAMIC-4M-BUZHASH    A 42.9 MB in 1.5-1.6 s, B added 4.12 MB in 0.6 s (kopia's default)
+	//	DYNAMIC-1M-RABINKARP  A 42.8 MB in 2.5-2.6 s, B added 2.17 MB in 1.0 s
+	//
+	// A day's inserts land at the ends of the tables, so every size does well here; changes
+	// scattered through a dump (updates and vacuum reusing space) hurt large chunks much more:
+	// with 1% of a 300 MB stream changed in 30 places, 4M re-stored 189 MB and 1M 56 MB. Smaller
+	// than 1M saves little more (0.6-0.9 MB a day here) for 2-4x the contents, and every content is
+	// an entry in kopia's index, which each open reads (a 500 GB data folder: ~500k at 1M).
+	// Timings vary by ±0.5 s between runs and do not separate the sizes.
 	splitterAlgorithm = "DYNAMIC-1M-BUZHASH"
 
-	// zstd-fastest: the dumps and tars are large, and the fastest level already gets most of
-	// zstd's gain on them. Kopia stores a chunk uncompressed by itself when compressing it does
-	// not make it smaller (content_manager_lock_free.go), so media files cost no extra space.
+	// zstd-fastest: on dump A above it stored 42.8 MB in 1.65 s, kopia's "zstd" 43.5 MB in
+	// 2.07 s, "s2-default" 70.6 MB in 0.94 s. Kopia stores a chunk uncompressed by itself when
+	// compressing does not make it smaller (content_manager_lock_free.go): media files cost no
+	// extra space, only the time of one failed attempt.
 	compressor = compression.Name("zstd-fastest")
 
-	// memoryLimit is the Go heap target set when the caller did not set GOMEMLIMIT: kopia's
-	// pack buffers and pools otherwise let RSS grow past 200 MB on a large stream, and the
-	// product's limit is 100 MB for save and restore (TestStreamRSS measures it).
+	// memoryLimit is the Go heap target Open sets when the process has none (no GOMEMLIMIT):
+	// kopia's 20 MB pack buffers and pools otherwise let the heap double freely. TestStreamRSS
+	// (300 MB stream + 30 MB tar) peaked at 165 MB RSS without a limit and 85 MB with 25, 40
+	// or 60 MiB: the live heap (~50 MB) sets the floor. The product's limit is 100 MB.
 	memoryLimit = 40 << 20
 
 	contentCacheBytes  = 256 << 20

@@ -4,8 +4,9 @@
 # CLI, then on an Engine 29 (containerd image store, containerd v2, runc 1.5) with a v29 CLI,
 # built once by scripts/engine29.sh and started as scripts/engine2.sh starts a second engine.
 # Fails -- never skips -- when no engine can be had. Needs: go, docker CLI, a Docker engine (or
-# dockerd + root); for Engine 29 also root, ip, nsenter, a C compiler and libseccomp-dev; for
-# the migrate-over-ssh tests root, tc and Debian's openssh-server (installed here when missing).
+# dockerd + root), python3 and curl (scripts/s3.sh runs versitygw for the S3 unit tests); for
+# Engine 29 also root, ip, nsenter, a C compiler and libseccomp-dev; for the migrate-over-ssh
+# tests root, tc and Debian's openssh-server (installed here when missing).
 #
 #   scripts/test.sh                      everything
 #   E2E_RUN='TestSmoke' scripts/test.sh  pass -run to the e2e suite (on each engine)
@@ -44,6 +45,15 @@ fi
 step "go vet ./...  (and the e2e package: go vet -tags e2e ./e2e/...)"
 go vet ./...
 go vet -tags e2e ./e2e/...
+
+step "versitygw, the S3 server of the repository tests (scripts/s3.sh build; cached, about 2 minutes the first time)"
+if ! ECHOBACKUP_VERSITYGW="$("$root/scripts/s3.sh" build)"; then
+	echo "FAIL: building versitygw failed: the repository package's S3 tests cannot run" >&2
+	exit 1
+fi
+# The S3 tests fail instead of skipping when they cannot run.
+export ECHOBACKUP_VERSITYGW ECHOBACKUP_S3_TESTS=1
+echo "ECHOBACKUP_VERSITYGW=$ECHOBACKUP_VERSITYGW"
 
 step "unit tests: go test ./..."
 go test ./...
