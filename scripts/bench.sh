@@ -514,8 +514,8 @@ repo_resaves() {
 # Restore of the last state from the repository, against our restore from the folder of an archive
 # of the same state (saved here, not timed), so both move the same data back.
 repo_restores() {
-	log "repository: saving a folder archive of the same state (not timed)"
 	local archive
+	log "repository: saving a folder archive of the same state (not timed)"
 	run_ours fsave-final -- docker echobackup save --quiet || return 1
 	archive="$(tail -n 1 "$work/fsave-final.out")"
 	R[final_archive]=$(apparent "$archive")
@@ -773,7 +773,9 @@ report() {
 			echo "${R[omigrate_timeline]}"
 		fi
 	fi
-	[ "$repo" = 1 ] && report_repo
+	if [ "$repo" = 1 ]; then
+		report_repo
+	fi
 	echo "manual: backup.sql + data-backup.tar.gz; ours: $(basename "${R[archive]:-none}")."
 	echo "peak RSS: /usr/bin/time -v's maximum resident set size, i.e. of the largest single process"
 	echo "  (the plugin, unless below the docker CLI's own ~25 MB)."
@@ -781,7 +783,7 @@ report() {
 
 # The --repo rows: each against its own baseline, named in the row.
 report_repo() {
-	local r data added pct folder17
+	local r data added pct folder17 same=-
 	data=$((R[db_bytes] + R[files_bytes]))
 	echo
 	row "repository (--repo, local folder)" "baseline" "repository" "ratio" "target"
@@ -809,7 +811,9 @@ report_repo() {
 		row "restore vs ours from a folder (s)" "${R[frestore_s]:--}" "${R[rrestore_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_REPO_RESTORE_TIME)"
 		row "  services down (s)" "$(go_seconds "${R[frestore_down_raw]:-}")" "$(go_seconds "${R[rrestore_down_raw]:-}")" "" ""
 		row "restore peak RSS (MB)" "${R[frestore_rss]:--}" "${R[rrestore_rss]:--}" "" "$(target "${R[rrestore_rss]:--}" "<=" $TARGET_REPO_RSS_MB)"
-		row "restored data = saved" "" "${R[rrestore_same]:-NO}" "" "(fingerprint: row counts, files)"
+		# Timed but no R[rrestore_same]: it restored other data.
+		[ -z "${R[rrestore_s]:-}" ] || same=${R[rrestore_same]:-NO}
+		row "restored data = saved" "" "$same" "" "(fingerprint: row counts, files)"
 	fi
 	echo
 	echo "repository: $repo_dir; after $REPO_BACKUPS saves ${R[r17_snapshots]:--} snapshots, $(mb "${R[r17_logical]:-0}") MB backed up," \
