@@ -242,6 +242,7 @@ func cacheDir(o Options, loc location) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("finding a cache folder for the repository: %w", err)
 	}
-	sum := sha256.Sum256([]byte(loc.String()))
+	// The endpoint too: the same bucket name on two S3 services is two repositories.
+	sum := sha256.Sum256([]byte(o.S3.Endpoint + "\n" + loc.String()))
 	return filepath.Join(base, "echobackup", "repository", hex.EncodeToString(sum[:8])), nil
 }

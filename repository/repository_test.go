@@ -417,3 +417,47 @@ func TestParseAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestBackupWriterMisuse(t *testing.T) {
+	ctx := context.Background()
+	o := Options{Address: filepath.Join(t.TempDir(), "repo"), Password: "pw", CacheDir: t.TempDir()}
+	if _, err := Init(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close(ctx)
+	b, err := r.NewBackup(ctx, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"", "/abs", "../up", "a//b", "files.tar", "manifest.json"} {
+		if _, err := b.Stream(bad); err == nil {
+			t.Errorf("Stream(%q) accepted", bad)
+		}
+	}
+	w, err := b.Stream("db/echo.dump")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Stream("db/echo.dump"); err == nil {
+		t.Error("the same stream twice accepted")
+	}
+	w.Write([]byte("partial"))
+	if _, err := b.Commit(ctx, []byte("{}"), time.Now(), nil); err == nil || !strings.Contains(err.Error(), "db/echo.dump") {
+		t.Fatalf("Commit with an open stream: %v", err)
+	}
+
+	// Abort leaves no snapshot behind.
+	b, err = r.NewBackup(ctx, "echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Tar().Write(testData(9, 1<<20))
+	b.Abort()
+	if l, err := r.List(ctx, ""); err != nil || len(l) != 0 {
+		t.Fatalf("after Abort: %+v, %v", l, err)
+	}
+}

@@ -29,13 +29,30 @@ func TestStreamRSS(t *testing.T) {
 		t.Skip("writes 330 MB")
 	}
 	dir := t.TempDir()
-	o := Options{Address: filepath.Join(dir, "repo"), Password: "rss", CacheDir: filepath.Join(dir, "cache")}
+	streamRSS(t, Options{Address: filepath.Join(dir, "repo"), Password: "rss", CacheDir: filepath.Join(dir, "cache")})
+}
+
+// TestStreamRSSS3 is TestStreamRSS on S3 (versitygw).
+func TestStreamRSSS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 330 MB")
+	}
+	c := s3Server(t)
+	makeBucket(t, c, "rss")
+	streamRSS(t, Options{Address: "s3://rss", Password: "rss", S3: c, CacheDir: t.TempDir()})
+}
+
+func streamRSS(t *testing.T, o Options) {
 	if _, err := Init(context.Background(), o); err != nil {
 		t.Fatal(err)
 	}
 	for _, step := range []string{"save", "restore"} {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestRSSChild$", "-test.v")
-		cmd.Env = append(os.Environ(), "ECHOBACKUP_RSS_CHILD="+step, "ECHOBACKUP_RSS_REPO="+o.Address, "ECHOBACKUP_RSS_CACHE="+o.CacheDir)
+		// The child reads its options as the plugin does, through FromEnv.
+		cmd.Env = append(os.Environ(), "ECHOBACKUP_RSS_CHILD="+step, "ECHOBACKUP_RSS_CACHE="+o.CacheDir,
+			"ECHOBACKUP_REPO="+o.Address, "ECHOBACKUP_PASSWORD="+o.Password, "ECHOBACKUP_PASSWORD_FILE=",
+			"AWS_ACCESS_KEY_ID="+o.S3.AccessKey, "AWS_SECRET_ACCESS_KEY="+o.S3.SecretKey,
+			"AWS_REGION="+o.S3.Region, "AWS_ENDPOINT_URL="+o.S3.Endpoint)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("%s child: %v\n%s", step, err, out)
@@ -50,6 +67,9 @@ func TestStreamRSS(t *testing.T) {
 			}
 		}
 		t.Logf("%s child: %s", step, grepRSS(string(out)))
+		if os.Getenv("ECHOBACKUP_RSS_VERBOSE") != "" {
+			t.Logf("%s child output:\n%s", step, out)
+		}
 		if hwm == 0 {
 			t.Fatalf("%s child printed no RSS:\n%s", step, out)
 		}
@@ -68,7 +88,12 @@ func TestRSSChild(t *testing.T) {
 	}
 	ctx := context.Background()
 	start := time.Now()
-	r, err := Open(ctx, Options{Address: os.Getenv("ECHOBACKUP_RSS_REPO"), Password: "rss", CacheDir: os.Getenv("ECHOBACKUP_RSS_CACHE")})
+	o, err := FromEnv(os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.CacheDir = os.Getenv("ECHOBACKUP_RSS_CACHE")
+	r, err := Open(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
