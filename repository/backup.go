@@ -44,13 +44,12 @@ type BackupWriter struct {
 	ctx     context.Context
 	w       repo.RepositoryWriter
 	project string
-	started time.Time
 	tar     *member
 
-	mu      sync.Mutex
-	files   map[string]*snapshot.DirEntry // by slash path
-	open    map[string]bool
-	aborted bool
+	mu    sync.Mutex
+	files map[string]*snapshot.DirEntry // by slash path
+	open  map[string]bool
+	done  bool // Commit or Abort ran: the write session is closed
 }
 
 // member is one file object being written.
@@ -109,7 +108,7 @@ func (r *Repository) NewBackup(ctx context.Context, project string) (*BackupWrit
 		return nil, fmt.Errorf("starting a backup of %s in %s: %w", project, r.Address(), err)
 	}
 	b := &BackupWriter{
-		r: r, ctx: wctx, w: w, project: project, started: time.Now(),
+		r: r, ctx: wctx, w: w, project: project,
 		files: map[string]*snapshot.DirEntry{}, open: map[string]bool{},
 	}
 	b.tar = b.newMember(tarName)
@@ -137,8 +136,8 @@ func (b *BackupWriter) Stream(name string) (io.WriteCloser, error) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.aborted {
-		return nil, errors.New("backup was aborted")
+	if b.done {
+		return nil, errors.New("the backup was already committed or aborted")
 	}
 	if b.open[name] || b.files[name] != nil {
 		return nil, fmt.Errorf("stream %q written twice", name)
@@ -150,10 +149,13 @@ func (b *BackupWriter) Stream(name string) (io.WriteCloser, error) {
 // Commit closes files.tar, writes manifest.json, the directory objects and the snapshot manifest,
 // and flushes. Every stream must be closed before.
 func (b *BackupWriter) Commit(ctx context.Context, manifestJSON []byte, created time.Time, labels map[string]string) (Snapshot, error) {
-	defer b.w.Close(ctx) //nolint:errcheck
 	fail := func(err error) (Snapshot, error) {
 		return Snapshot{}, fmt.Errorf("committing the backup of %s to %s: %w", b.project, b.r.Address(), err)
 	}
+	if !b.finish() {
+		return fail(errors.New("the backup was already committed or aborted"))
+	}
+	defer b.w.Close(ctx) //nolint:errcheck
 	if err := b.tar.Close(); err != nil {
 		return fail(err)
 	}
@@ -268,12 +270,23 @@ func (b *BackupWriter) writeDir(ctx context.Context, rel string, d *dirNode) (*s
 	}, nil
 }
 
-// Abort drops everything written (unreferenced contents are left for maintenance).
+// Abort drops everything written (unreferenced contents are left for maintenance). After
+// Commit it does nothing, so `defer b.Abort()` is the way to use it.
 func (b *BackupWriter) Abort() {
+	if b.finish() {
+		b.w.Close(b.ctx) //nolint:errcheck
+	}
+}
+
+// finish marks the writer finished; false if it already was.
+func (b *BackupWriter) finish() bool {
 	b.mu.Lock()
-	b.aborted = true
-	b.mu.Unlock()
-	b.w.Close(b.ctx) //nolint:errcheck
+	defer b.mu.Unlock()
+	if b.done {
+		return false
+	}
+	b.done = true
+	return true
 }
 
 // newID is a snapshot's stable ID: kopia's manifest ID changes when a pin is added or removed.

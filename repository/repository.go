@@ -49,19 +49,21 @@ const (
 	// after scripts/bench-day.sql: 5000 plays, 3500 ratings, playlist edits), zstd-fastest,
 	// 2 cores; B added is what the second backup stored:
 	//
-	//	DYNAMIC-256K-BUZHASH  A 42.4 MB in 2.2 s, B added 1.65 MB in 0.6 s
-	//	DYNAMIC-512K-BUZHASH  A 42.6 MB in 2.2-2.5 s, B added 1.95 MB in 0.5-0.9 s
-	//	DYNAMIC-1M-BUZHASH    A 42.8 MB in 1.7-2.7 s, B added 2.54 MB in 0.5-0.8 s
-	//	DYNAMIC-2M-BUZHASH    A 42.8 MB in 1.8-2.4 s, B added 3.02 MB in 0.5-0.6 s
-	//	DYNAMIC-4M-BUZHASH    A 42.9 MB in 1.5-1.6 s, B added 4.12 MB in 0.6 s (kopia's default)
-	//	DYNAMIC-1M-RABINKARP  A 42.8 MB in 2.5-2.6 s, B added 2.17 MB in 1.0 s
+	//	                      A stored  time (3 runs)  B added  time
+	//	DYNAMIC-256K-BUZHASH  42.4 MB   1.3-2.4 s      1.65 MB  0.6-0.9 s
+	//	DYNAMIC-512K-BUZHASH  42.6 MB   1.4-2.5 s      1.95 MB  0.5-0.9 s
+	//	DYNAMIC-1M-BUZHASH    42.8 MB   1.4-2.7 s      2.54 MB  0.5-0.8 s
+	//	DYNAMIC-2M-BUZHASH    42.8 MB   1.8-2.4 s      3.02 MB  0.5-0.7 s
+	//	DYNAMIC-4M-BUZHASH    42.9 MB   1.5-2.0 s      4.12 MB  0.6-0.7 s  (kopia's default)
+	//	DYNAMIC-1M-RABINKARP  42.8 MB   2.5-2.9 s      2.17 MB  1.0-1.2 s
 	//
 	// A day's inserts land at the ends of the tables, so every size does well here; changes
 	// scattered through a dump (updates and vacuum reusing space) hurt large chunks much more:
-	// with 1% of a 300 MB stream changed in 30 places, 4M re-stored 189 MB and 1M 56 MB. Smaller
-	// than 1M saves little more (0.6-0.9 MB a day here) for 2-4x the contents, and every content is
-	// an entry in kopia's index, which each open reads (a 500 GB data folder: ~500k at 1M).
-	// Timings vary by ±0.5 s between runs and do not separate the sizes.
+	// with 1% of a 300 MB stream changed in 30 places (engine-facts.md), 4M re-stored 189 MB and
+	// 1M 56 MB. Smaller than 1M saves little more (0.6-0.9 MB a day here) for 2-4x the contents,
+	// and every content is an entry in kopia's index, which each open reads (a 500 GB data
+	// folder: ~500k at 1M).
+	// The buzhash times overlap between runs and do not separate the sizes; Rabin-Karp is slower.
 	splitterAlgorithm = "DYNAMIC-1M-BUZHASH"
 
 	// zstd-fastest: on dump A above it stored 42.8 MB in 1.65 s, kopia's "zstd" 43.5 MB in
@@ -71,9 +73,11 @@ const (
 	compressor = compression.Name("zstd-fastest")
 
 	// memoryLimit is the Go heap target Open sets when the process has none (no GOMEMLIMIT):
-	// kopia's 20 MB pack buffers and pools otherwise let the heap double freely. TestStreamRSS
-	// (300 MB stream + 30 MB tar) peaked at 165 MB RSS without a limit and 85 MB with 25, 40
-	// or 60 MiB: the live heap (~50 MB) sets the floor. The product's limit is 100 MB.
+	// without it the heap may double before each GC. TestStreamRSS (300 MB stream + 30 MB tar,
+	// with the key derivation and pack size below): peak RSS of save / restore
+	//	folder: 58-73 / 50-51 MB with the limit, 57-61 / 52-54 MB without
+	//	S3:     66-73 / 51 MB with the limit,    88-92 / 53 MB without
+	// (before those two choices: 165 MB without a limit). The product's limit is 100 MB.
 	memoryLimit = 40 << 20
 
 	// keyDerivation turns the password into the key that unlocks the repository's keys, at
@@ -98,12 +102,13 @@ const (
 type Repository struct {
 	rep       repo.Repository
 	address   string
-	configDir string // temporary, holds kopia's config file (it names the storage and S3 keys)
+	configDir string // temporary: kopia's config file during Open, maintenance's lock file
 }
 
 // Init creates a new repository at o.Address. It fails (ErrExists) if one is there. S3: it does not
-// create the bucket. With o.Password "" it generates a strong random password and returns it; a given
-// password is returned as "".
+// create the bucket. With o.Password "" it generates a strong random password (32 random bytes,
+// base64url) and returns it; a given password is returned as "". Once the repository exists the
+// generated password is returned even with an error (a later step failed): save it regardless.
 func Init(ctx context.Context, o Options) (generated string, err error) {
 	return initialize(ctx, o, splitterAlgorithm)
 }
@@ -145,7 +150,7 @@ func initialize(ctx context.Context, o Options, splitter string) (generated stri
 	o.Password = password
 	r, err := Open(ctx, o)
 	if err != nil {
-		return "", fmt.Errorf("opening the new repository at %s: %w", loc, err)
+		return generated, fmt.Errorf("opening the new repository at %s: %w", loc, err)
 	}
 	defer r.Close(ctx) //nolint:errcheck
 	err = repo.WriteSession(ctx, r.rep, repo.WriteSessionOptions{Purpose: "echobackup init"},
@@ -155,7 +160,7 @@ func initialize(ctx context.Context, o Options, splitter string) (generated stri
 			return maintenance.SetParams(ctx, w, &p)
 		})
 	if err != nil {
-		return "", fmt.Errorf("setting the maintenance owner of the new repository at %s: %w", loc, err)
+		return generated, fmt.Errorf("setting the maintenance owner of the new repository at %s: %w", loc, err)
 	}
 	return generated, nil
 }
@@ -171,8 +176,8 @@ func newPassword() (string, error) {
 // Open connects to an existing repository. Errors the user can act on are distinct: ErrWrongPassword,
 // ErrNotFound (no repository at the address, or no bucket), an unreachable endpoint (named, within
 // about 20 s). Open sets the process's Go memory limit to memoryLimit unless GOMEMLIMIT is set.
-// The kopia config it writes (storage settings, S3 keys; no password) is in a 0700 temporary
-// folder that Close removes.
+// The kopia config it writes (storage settings, S3 keys; no password; 0600, in a 0700 temporary
+// folder) is removed as soon as kopia has read it; Close removes the folder.
 func Open(ctx context.Context, o Options) (*Repository, error) {
 	loc, err := parseAddress(o.Address)
 	if err != nil {
@@ -207,7 +212,16 @@ func Open(ctx context.Context, o Options) (*Repository, error) {
 	if err == nil {
 		r.rep, err = repo.Open(cctx, r.configFile(), o.Password, &repo.Options{DisableRepositoryLog: true})
 	}
+	if err == nil {
+		// Kopia reads the file only in Open (and to store throttling changes, which we never
+		// make), so the S3 keys in it need not stay on disk while we work. The folder stays:
+		// maintenance takes its lock file beside the config path.
+		err = os.Remove(r.configFile())
+	}
 	if err != nil {
+		if r.rep != nil {
+			r.rep.Close(ctx) //nolint:errcheck
+		}
 		os.RemoveAll(dir)
 		return nil, openError(err, loc)
 	}
@@ -264,7 +278,7 @@ func limitMemory() {
 
 func (r *Repository) configFile() string { return filepath.Join(r.configDir, "kopia.config") }
 
-// Close disconnects and removes the temporary kopia config (it holds S3 credentials). Caches stay.
+// Close disconnects and removes the temporary folder. Caches stay.
 func (r *Repository) Close(ctx context.Context) error {
 	err := r.rep.Close(ctx)
 	if rerr := os.RemoveAll(r.configDir); err == nil && rerr != nil {

@@ -87,6 +87,7 @@ func writeBackup(t *testing.T, ctx context.Context, r *Repository, project strin
 			t.Fatal(err)
 		}
 	}
+	defer b.Abort() // after Commit: does nothing
 	created := time.Now()
 	s, err := b.Commit(ctx, []byte(`{"format":1}`), created, labels)
 	if err != nil {
@@ -299,11 +300,17 @@ func TestFolderGivenPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(r.configFile()); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("kopia config (it may hold S3 keys) left on disk after Open: %v", err)
+	}
+	if _, err := r.Maintain(ctx, false, false); err != nil {
+		t.Fatal(err)
+	}
 	if err := r.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(r.configDir); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("kopia config left after Close: %v", err)
+		t.Fatalf("temporary folder left after Close: %v", err)
 	}
 }
 

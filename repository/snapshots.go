@@ -392,7 +392,8 @@ func (r *Repository) RecordVerify(ctx context.Context, id string, v Verification
 }
 
 // Delete removes the backup's snapshot and its verify records. Its data goes at the next full
-// maintenance that is allowed to collect it.
+// maintenance that is allowed to collect it. Like `kopia snapshot delete`, it does not look at
+// pins: deciding what may go (and that a pinned backup may not) is the caller's.
 func (r *Repository) Delete(ctx context.Context, id string) error {
 	m, err := r.load(ctx, id)
 	if err != nil {
