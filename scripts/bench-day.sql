@@ -8,7 +8,8 @@
 select max(id) as max_user from users \gset
 select max(id) as max_track from tracks \gset
 select max(played_at) as last_play from play_history \gset
-select min(id) as first_playlist, max(id) as max_playlist from playlists \gset
+-- The generated playlists only: their ids have no gaps (the seed deleted two ids below them).
+select min(id) as first_playlist, max(id) as max_playlist from playlists where name like 'Bench Playlist %' \gset
 
 begin;
 
@@ -22,10 +23,12 @@ select 1 + (random() * (:max_user - 1))::bigint, 1 + (random() * (:max_track - 1
 from generate_series(1, 5000) as i;
 
 -- 2000 ratings given (new, or changed when the pair was rated before) ...
+-- (one row per pair: ON CONFLICT cannot update a row twice, and small data sets draw pairs twice)
 insert into ratings (user_id, track_id, stars, rated_at)
-select 1 + (random() * (:max_user - 1))::bigint, 1 + (random() * (:max_track - 1))::bigint,
-       (1 + random() * 4)::smallint, timestamptz :'last_play' + i * interval '40 seconds'
-from generate_series(1, 2000) as i
+select distinct on (user_id, track_id) user_id, track_id, stars, rated_at
+from (select 1 + (random() * (:max_user - 1))::bigint as user_id, 1 + (random() * (:max_track - 1))::bigint as track_id,
+             (1 + random() * 4)::smallint as stars, timestamptz :'last_play' + i * interval '40 seconds' as rated_at
+      from generate_series(1, 2000) as i) as drawn
 on conflict (user_id, track_id) do update set stars = excluded.stars, rated_at = excluded.rated_at;
 
 -- ... and 1500 existing ones changed, scattered over the table.

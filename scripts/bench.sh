@@ -2,9 +2,10 @@
 # Benchmark `docker echobackup save|restore` against the manual procedure of Echo's backup docs
 # (pg_dump > backup.sql + tar czf ./data; restore with psql + tar xzf), on one Echo-shaped stack
 # with a generated data set, and print a table of times, sizes, ratios and peak memory.
-# With --migrate, also `docker echobackup migrate` of that stack to a second engine.
+# With --migrate, also `docker echobackup migrate` of that stack to a second engine; with --repo,
+# also saves into and restores from an encrypted, deduplicated repository in a local folder.
 #
-#   scripts/bench.sh [--scale N] [--keep] [--skip-restore] [--migrate]
+#   scripts/bench.sh [--scale N] [--keep] [--skip-restore] [--migrate] [--repo]
 #
 #   --scale N       data set size (default $BENCH_SCALE, else 1): 1 = a ~1 GB database and ~1.5 GB
 #                   of ./data; 0.05 is a quick smoke run
@@ -16,6 +17,12 @@
 #                   that the target holds what the source does, and time the manual equivalent of
 #                   Echo's page over the same ssh server: the manual save, scp of its two files,
 #                   then over ssh: compose up -d postgres, psql < backup.sql, tar xzf, compose up -d
+#   --repo          after the folder steps, on the same data set: `repo init` of a fresh folder
+#                   repository, a first `save --repo` (time and RSS vs our folder save), 16 more
+#                   saves each after a day of ordinary change (scripts/bench-day.sql and 20 new
+#                   covers: time vs the manual save, bytes added, 17 backups' size vs one), then
+#                   `restore latest --yes` from it vs our restore of a folder archive of the same
+#                   state. `scripts/bench.sh --scale 0.05 --repo` is its quick smoke run
 #
 # Needs root (the manual restore's tar xzf must give files back to uid 1001, as for Echo), go,
 # the docker CLI and an engine. Uses its own DOCKER_CONFIG (never ~/.docker) and its own compose
@@ -32,11 +39,24 @@ TARGET_SAVE_RSS_MB=64
 TARGET_DOWNTIME=0.45
 TARGET_RESTORE_TIME=0.7
 TARGET_MIGRATE_TIME=0.5
+# --repo: first save vs our folder save; a re-save after a day vs the manual save, and what it
+# adds as % of the data set; 17 backups' storage vs the first one's; restore vs ours from a folder.
+TARGET_REPO_SAVE_TIME=1.3
+TARGET_REPO_RSS_MB=100
+TARGET_RESAVE_TIME=0.2
+TARGET_RESAVE_PCT=2
+TARGET_REPO_17=1.3
+TARGET_REPO_RESTORE_TIME=1.2
+REPO_BACKUPS=17   # the default GFS policy's worth
+DAY_COVERS=20     # new covers per day of change
 
 scale="${BENCH_SCALE:-1}"
 keep=0
 skip_restore=0
 migrate=0
+repo=0
+repo_dir=""  # the --repo repository (a folder in $work) and its password file (0600)
+repo_pw=""
 eng2_dir=""  # the second engine's folder (scripts/engine2.sh), while it runs
 eng2_ctx=""  # its docker context (its unix socket: for checks, never timed)
 sshd_dir=""  # the ssh server in front of it (scripts/sshd.sh), while it runs
@@ -66,6 +86,7 @@ parse_args() {
 		--keep) keep=1 ;;
 		--skip-restore) skip_restore=1 ;;
 		--migrate) migrate=1 ;;
+		--repo) repo=1 ;;
 		-h | --help) usage; exit 0 ;;
 		*) usage >&2; die "unknown argument: $1" ;;
 		esac
@@ -151,14 +172,16 @@ install_plugins() {
 # Refuse to start when the data set (and its copies: manual backups, our archives, the restore's
 # staging and safety backup) might fill the disk.
 check_space() {
-	# --migrate: the target's copy of the data set, and the migration's own archive.
-	local need=$(calc "$scale * 2.6e9 * (3 + 2 * $migrate)" 0) dir avail docker_root
+	# --migrate: the target's copy of the data set, and the migration's own archive; --repo: the
+	# repository, one more archive and the restores' staging and safety backups.
+	local copies=$((3 + 2 * migrate + 2 * repo)) need dir avail docker_root
+	need=$(calc "$scale * 2.6e9 * $copies" 0)
 	docker_root="$(docker info --format '{{.DockerRootDir}}' 2>/dev/null || true)"
 	for dir in "$work" ${docker_root:+"$docker_root"}; do
 		[ -d "$dir" ] || continue # a remote engine's folder is not ours to check
 		avail=$(df -PB1 "$dir" | awk 'NR == 2 { print $4 }')
 		if [ "$avail" -lt "$need" ]; then
-			die "$dir has $(mb "$avail") MB free; scale $scale needs at least $(mb "$need") MB ($(calc "3 + 2 * $migrate" 0)x the data set)"
+			die "$dir has $(mb "$avail") MB free; scale $scale needs at least $(mb "$need") MB (${copies}x the data set)"
 		fi
 	done
 }
@@ -349,33 +372,170 @@ manual_restore_fresh() {
 }
 
 our_restore() {
-	local t0 down before after
 	log "our restore: docker echobackup restore latest --yes"
+	restore_checked restore -- docker echobackup restore latest --yes || return 1
+	R[orestore_s]=${R[restore_s]}
+	R[orestore_rss]=${R[restore_rss]}
+	R[downtime_raw]=${R[restore_down_raw]}
+	R[downtime_s]=$(go_seconds "${R[restore_down_raw]}")
+	log "our restore: ${R[orestore_s]}s, services down for ${R[downtime_raw]}, peak RSS ${R[orestore_rss]} MB"
+}
+
+# restore_checked LABEL -- CMD...: times one of our restores (CMD) and checks that the deployment
+# comes back up with the data it had (the backup restored was saved from it). Sets R[LABEL_s],
+# R[LABEL_rss] and R[LABEL_down_raw] (what it printed as "services down for X").
+restore_checked() {
+	local label="$1" t0 down before after
+	shift
 	before="$(fingerprint)"
 	sync
 	t0=$(now)
-	run_ours restore -- docker echobackup restore latest --yes || return 1
-	R[orestore_s]=$(since "$t0")
-	R[orestore_rss]=$(max_rss_mb "$work/restore.time")
-	down="$(sed -n 's/.*services down for \([^)]*\)).*/\1/p' "$work/restore.out" | tail -n 1)"
+	run_ours "$label" "$@" || return 1
+	R[${label}_s]=$(since "$t0")
+	R[${label}_rss]=$(max_rss_mb "$work/$label.time")
+	down="$(sed -n 's/.*services down for \([^)]*\)).*/\1/p' "$work/$label.out" | tail -n 1)"
 	if [ -z "$down" ]; then
 		failed=1
-		log "FAILED: restore did not print 'services down for X':"
-		cat "$work/restore.out" >&2
+		log "FAILED: $label did not print 'services down for X':"
+		cat "$work/$label.out" >&2
 		return 1
 	fi
-	R[downtime_raw]="$down"
-	R[downtime_s]=$(go_seconds "$down")
-	# Not timed: the deployment must be up, with the data it had (the archive was saved from it).
+	R[${label}_down_raw]="$down"
+	# Not timed: the deployment must be up, with the data it had.
 	wait_db
 	after="$(fingerprint)"
 	if [ "$before" != "$after" ]; then
 		failed=1
-		log "FAILED: after our restore the data differs from the saved state:"
+		log "FAILED: after $label the data differs from the saved state:"
 		diff <(echo "$before") <(echo "$after") >&2 || true
 		return 1
 	fi
-	log "our restore: ${R[orestore_s]}s, services down for $down, peak RSS ${R[orestore_rss]} MB"
+}
+
+# --- repository (--repo) -----------------------------------------------------------------------
+
+# ours_repo LABEL ARGS...: `docker echobackup ARGS` on the bench's repository, as run_ours runs
+# it. The password reaches it as a 0600 file, never on a command line.
+ours_repo() {
+	local label="$1"
+	shift
+	run_ours "$label" -- env ECHOBACKUP_PASSWORD_FILE="$repo_pw" docker echobackup "$@" --repo "$repo_dir"
+}
+
+# repo_status KEY: `repo status --format json` (repository.Status) into R[KEY_stored] (storage
+# bytes), R[KEY_logical] (the snapshots' bytes), R[KEY_dedup] and R[KEY_snapshots]. Not timed.
+repo_status() {
+	local key="$1" v
+	ours_repo repo-status repo status --format json || return 1
+	v="$(jq -er '[.StorageBytes, .LogicalBytes, .DedupRatio, .Snapshots] | map(tostring) | join(" ")' "$work/repo-status.out")" || {
+		failed=1
+		log "FAILED: repo status --format json lacks StorageBytes, LogicalBytes, DedupRatio or Snapshots:"
+		cat "$work/repo-status.out" >&2
+		return 1
+	}
+	read -r "R[${key}_stored]" "R[${key}_logical]" "R[${key}_dedup]" "R[${key}_snapshots]" <<<"$v"
+}
+
+# Not timed: a fresh repository in a folder of $work, with a generated password in a 0600 file.
+repo_init() {
+	repo_dir="$work/repo"
+	repo_pw="$work/repo-password"
+	(umask 077 && head -c 32 /dev/urandom | base64 >"$repo_pw")
+	log "repo init --repo $repo_dir"
+	ours_repo repo-init repo init
+}
+
+# repo_save LABEL: one timed `save --quiet` into the repository; sets R[LABEL_s], R[LABEL_rss]
+# and the repository's status after it (repo_status LABEL).
+repo_save() {
+	local label="$1" t0
+	sync
+	t0=$(now)
+	ours_repo "$label" save --quiet || return 1
+	R[${label}_s]=$(since "$t0")
+	R[${label}_rss]=$(max_rss_mb "$work/$label.time")
+	repo_status "$label" || return 1
+}
+
+# The first backup into the repository, of the data set our_save saved: everything is new.
+repo_first_save() {
+	log "repository, first save: docker echobackup save --repo $repo_dir --quiet"
+	repo_save rsave || return 1
+	R[rsave_du]=$(apparent "$repo_dir")
+	log "repository, first save: ${R[rsave_s]}s, stored $(mb "${R[rsave_stored]}") MB, peak RSS ${R[rsave_rss]} MB"
+}
+
+# day_of_change DAY: what a day of ordinary use changes (not timed): scripts/bench-day.sql's plays,
+# ratings and playlist edits, and DAY_COVERS new covers in ./data/covers as benchdata writes
+# them (a JPEG header on random bytes, 100-500 KiB, owned by uid 1001).
+day_of_change() {
+	local day="$1" i size f
+	docker exec -i "$pg" psql -X -q -v ON_ERROR_STOP=1 -U echo -d echo <"$root/scripts/bench-day.sql" >"$work/day-$day.log" 2>&1 || {
+		tail -n 20 "$work/day-$day.log" >&2
+		die "day $day of change: scripts/bench-day.sql failed"
+	}
+	for ((i = 1; i <= DAY_COVERS; i++)); do
+		size=$(((100 + RANDOM % 401) * 1024))
+		f="$stack/data/covers/day$day-$i.jpg"
+		{
+			printf '\xff\xd8\xff\xe0\x00\x10JFIF\x00'
+			head -c $((size - 13)) /dev/urandom
+			printf '\xff\xd9'
+		} >"$f"
+		chown 1001:1001 "$f"
+		R[day_cover_bytes]=$((${R[day_cover_bytes]:-0} + size))
+	done
+}
+
+# Days 1..REPO_BACKUPS-1: a day of change, then a timed re-save. Day 1's re-save is the one the
+# targets judge; the median of all of them shows how steady that is.
+repo_resaves() {
+	local day before times=""
+	for ((day = 1; day < REPO_BACKUPS; day++)); do
+		day_of_change "$day"
+		before=${R[rsave_stored]}
+		[ "$day" = 1 ] || before=${R[resave_stored]}
+		repo_save resave || return 1
+		times+="${R[resave_s]} "
+		if [ "$day" = 1 ]; then
+			R[resave1_s]=${R[resave_s]}
+			R[resave1_rss]=${R[resave_rss]}
+			R[resave1_added]=$((R[resave_stored] - before))
+			log "repository, re-save after day 1: ${R[resave1_s]}s, added $(mb "${R[resave1_added]}") MB"
+		fi
+	done
+	R[resave_median_s]=$(tr ' ' '\n' <<<"$times" | grep . | sort -n | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	R[resave_max_s]=$(tr ' ' '\n' <<<"$times" | grep . | sort -n | tail -n 1)
+	repo_status r17 || return 1
+	R[r17_du]=$(apparent "$repo_dir")
+	log "repository after $REPO_BACKUPS backups: $(mb "${R[r17_stored]}") MB in ${R[r17_snapshots]} snapshots; re-saves: median ${R[resave_median_s]}s, max ${R[resave_max_s]}s"
+}
+
+# Restore of the last state from the repository, against our restore from the folder of an archive
+# of the same state (saved here, not timed), so both move the same data back.
+repo_restores() {
+	local archive
+	log "repository: saving a folder archive of the same state (not timed)"
+	run_ours fsave-final -- docker echobackup save --quiet || return 1
+	archive="$(tail -n 1 "$work/fsave-final.out")"
+	R[final_archive]=$(apparent "$archive")
+	log "our restore from the folder, of the same state: docker echobackup restore $(basename "$archive") --yes"
+	restore_checked frestore -- docker echobackup restore "$archive" --yes || return 1
+	log "our restore from the folder: ${R[frestore_s]}s, peak RSS ${R[frestore_rss]} MB"
+	log "repository restore: docker echobackup restore latest --yes --repo $repo_dir"
+	restore_checked rrestore -- env ECHOBACKUP_PASSWORD_FILE="$repo_pw" docker echobackup restore latest --yes --repo "$repo_dir" || return 1
+	R[rrestore_same]=yes
+	log "repository restore: ${R[rrestore_s]}s, services down for ${R[rrestore_down_raw]}, peak RSS ${R[rrestore_rss]} MB"
+}
+
+# The --repo steps, after the folder ones (they change the data set, which the folder restores
+# check against). The restores of the folder steps wrote the data back: warm the cache again.
+repo_steps() {
+	warm_up
+	repo_init || return 1
+	repo_first_save || return 1
+	repo_resaves || return 1
+	[ "$skip_restore" = 1 ] || repo_restores
 }
 
 # --- migrate (--migrate) -----------------------------------------------------------------------
@@ -613,9 +773,57 @@ report() {
 			echo "${R[omigrate_timeline]}"
 		fi
 	fi
+	if [ "$repo" = 1 ]; then
+		report_repo
+	fi
 	echo "manual: backup.sql + data-backup.tar.gz; ours: $(basename "${R[archive]:-none}")."
 	echo "peak RSS: /usr/bin/time -v's maximum resident set size, i.e. of the largest single process"
 	echo "  (the plugin, unless below the docker CLI's own ~25 MB)."
+}
+
+# The --repo rows: each against its own baseline, named in the row.
+report_repo() {
+	local r data added pct folder17 same=-
+	data=$((R[db_bytes] + R[files_bytes]))
+	echo
+	row "repository (--repo, local folder)" "baseline" "repository" "ratio" "target"
+	r=$(ratio "${R[rsave_s]:-}" "${R[osave_s]:-}")
+	row "first save vs our folder save (s)" "${R[osave_s]:--}" "${R[rsave_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_REPO_SAVE_TIME)"
+	row "first save peak RSS (MB)" "${R[osave_rss]:--}" "${R[rsave_rss]:--}" "" "$(target "${R[rsave_rss]:--}" "<=" $TARGET_REPO_RSS_MB)"
+	r=$(ratio "${R[rsave_stored]:-}" "${R[o_apparent]:-}")
+	row "first save stored vs archive (MB)" "$(mb "${R[o_apparent]:-0}")" "$(mb "${R[rsave_stored]:-0}")" "$r" ""
+	r=$(ratio "${R[resave1_s]:-}" "${R[msave_s]}")
+	row "re-save after a day vs manual (s)" "${R[msave_s]}" "${R[resave1_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_RESAVE_TIME)"
+	r=$(ratio "${R[resave_median_s]:-}" "${R[msave_s]}")
+	row "  median of $((REPO_BACKUPS - 1)) re-saves (s)" "${R[msave_s]}" "${R[resave_median_s]:--}" "$r" "(slowest ${R[resave_max_s]:--}s)"
+	row "  re-save peak RSS (MB)" "" "${R[resave1_rss]:--}" "" ""
+	added=${R[resave1_added]:-}
+	pct=-
+	[ -z "$added" ] || pct=$(calc "100 * $added / $data")
+	row "re-save added, % of data (MB)" "$(mb "$data")" "$(mb "${added:-0}")" "$pct%" "$(target "$pct" "<=" "$TARGET_RESAVE_PCT%")"
+	folder17=$((REPO_BACKUPS * ${R[o_apparent]:-0}))
+	r=$(ratio "${R[r17_stored]:-}" "${R[rsave_stored]:-}")
+	row "$REPO_BACKUPS backups vs one full (MB)" "$(mb "${R[rsave_stored]:-0}")" "$(mb "${R[r17_stored]:-0}")" "$r" "$(target "$r" "<=" $TARGET_REPO_17)"
+	r=$(ratio "${R[r17_stored]:-}" "$folder17")
+	row "  vs $REPO_BACKUPS archives in a folder (MB)" "$(mb "$folder17")" "$(mb "${R[r17_stored]:-0}")" "$r" "(${REPO_BACKUPS} x the archive, computed)"
+	if [ "$skip_restore" = 0 ]; then
+		r=$(ratio "${R[rrestore_s]:-}" "${R[frestore_s]:-}")
+		row "restore vs ours from a folder (s)" "${R[frestore_s]:--}" "${R[rrestore_s]:-FAILED}" "$r" "$(target "$r" "<=" $TARGET_REPO_RESTORE_TIME)"
+		row "  services down (s)" "$(go_seconds "${R[frestore_down_raw]:-}")" "$(go_seconds "${R[rrestore_down_raw]:-}")" "" ""
+		row "restore peak RSS (MB)" "${R[frestore_rss]:--}" "${R[rrestore_rss]:--}" "" "$(target "${R[rrestore_rss]:--}" "<=" $TARGET_REPO_RSS_MB)"
+		# Timed but no R[rrestore_same]: it restored other data.
+		[ -z "${R[rrestore_s]:-}" ] || same=${R[rrestore_same]:-NO}
+		row "restored data = saved" "" "$same" "" "(fingerprint: row counts, files)"
+	fi
+	echo
+	echo "repository: $repo_dir; after $REPO_BACKUPS saves ${R[r17_snapshots]:--} snapshots, $(mb "${R[r17_logical]:-0}") MB backed up," \
+		"stored $(mb "${R[r17_stored]:-0}") MB (du -sb $(mb "${R[r17_du]:-0}") MB; dedup ratio $(calc "${R[r17_dedup]:-0}")x); first save: du -sb $(mb "${R[rsave_du]:-0}") MB."
+	echo "a day of change: scripts/bench-day.sql (5000 plays, 3500 ratings new or changed, playlist edits) and $DAY_COVERS new covers;"
+	echo "  the covers of all $((REPO_BACKUPS - 1)) days: $(mb "${R[day_cover_bytes]:-0}") MB. Stored bytes: repo status StorageBytes."
+	if [ "$skip_restore" = 0 ]; then
+		echo "restores: of the last state, from the repository and from a folder archive of it ($(mb "${R[final_archive]:-0}") MB, saved untimed);"
+		echo "  the first restore row above (${R[orestore_s]:--}s) restored the data set before the days of change."
+	fi
 }
 
 # --- cleanup -----------------------------------------------------------------------------------
@@ -698,6 +906,9 @@ main() {
 			our_restore || true
 		fi
 		manual_restore_fresh
+	fi
+	if [ "$repo" = 1 ]; then
+		repo_steps || true
 	fi
 	report
 	if [ "$failed" = 1 ]; then
