@@ -427,9 +427,9 @@ ours_repo() {
 repo_status() {
 	local key="$1" v
 	ours_repo repo-status repo status --format json || return 1
-	v="$(jq -er '[.StorageBytes, .LogicalBytes, .DedupRatio, .Snapshots] | map(tostring) | join(" ")' "$work/repo-status.out")" || {
+	v="$(jq -er '[.storedBytes, .logicalBytes, .dedupRatio, .snapshots] | map(tostring) | join(" ")' "$work/repo-status.out")" || {
 		failed=1
-		log "FAILED: repo status --format json lacks StorageBytes, LogicalBytes, DedupRatio or Snapshots:"
+		log "FAILED: repo status --format json lacks storedBytes, logicalBytes, dedupRatio or snapshots:"
 		cat "$work/repo-status.out" >&2
 		return 1
 	}
@@ -819,7 +819,7 @@ report_repo() {
 	echo "repository: $repo_dir; after $REPO_BACKUPS saves ${R[r17_snapshots]:--} snapshots, $(mb "${R[r17_logical]:-0}") MB backed up," \
 		"stored $(mb "${R[r17_stored]:-0}") MB (du -sb $(mb "${R[r17_du]:-0}") MB; dedup ratio $(calc "${R[r17_dedup]:-0}")x); first save: du -sb $(mb "${R[rsave_du]:-0}") MB."
 	echo "a day of change: scripts/bench-day.sql (5000 plays, 3500 ratings new or changed, playlist edits) and $DAY_COVERS new covers;"
-	echo "  the covers of all $((REPO_BACKUPS - 1)) days: $(mb "${R[day_cover_bytes]:-0}") MB. Stored bytes: repo status StorageBytes."
+	echo "  the covers of all $((REPO_BACKUPS - 1)) days: $(mb "${R[day_cover_bytes]:-0}") MB. Stored bytes: repo status storedBytes."
 	if [ "$skip_restore" = 0 ]; then
 		echo "restores: of the last state, from the repository and from a folder archive of it ($(mb "${R[final_archive]:-0}") MB, saved untimed);"
 		echo "  the first restore row above (${R[orestore_s]:--}s) restored the data set before the days of change."
