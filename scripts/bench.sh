@@ -874,6 +874,7 @@ main() {
 	parse_args "$@"
 	[ "$(id -u)" = 0 ] || die "run as root: the manual restore (tar xzf) must give ./data back to uid 1001, as Echo's admins do"
 	command -v /usr/bin/time >/dev/null || die "/usr/bin/time is missing (Debian: apt-get install time)"
+	[ "$repo" = 0 ] || command -v jq >/dev/null || die "--repo reads repo status --format json with jq (Debian: apt-get install jq)"
 
 	work="$(mktemp -d "${TMPDIR:-/tmp}/ebbench.XXXXXX")"
 	trap cleanup EXIT
