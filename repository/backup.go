@@ -117,11 +117,11 @@ func (r *Repository) NewBackup(ctx context.Context, project string) (*BackupWrit
 }
 
 func (b *BackupWriter) newMember(name string) *member {
-	return &member{b: b, name: name, ow: b.w.NewObjectWriter(b.ctx, object.WriterOptions{
-		Description:        "FILE:" + name,
-		Compressor:         compressor,
-		MetadataCompressor: compressor,
-	})}
+	opts := object.WriterOptions{Description: "FILE:" + name, Compressor: compressor, MetadataCompressor: compressor}
+	if name != tarName {
+		opts.Splitter = streamSplitter
+	}
+	return &member{b: b, name: name, ow: b.w.NewObjectWriter(b.ctx, opts)}
 }
 
 // Tar is files.tar. Commit closes it.
