@@ -5,7 +5,6 @@ package e2e
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 // repoEnv is what a stack needs to use the repository at addr: its address and a password file.
 type repoEnv struct {
 	addr, passwordFile, password string
+	cache                        string   // the repository's caches: the test's, not ~/.cache
 	extra                        []string // S3 credentials and endpoint
 }
 
@@ -24,11 +24,11 @@ func newRepoEnv(t *testing.T, addr string, extra ...string) repoEnv {
 	if err := os.WriteFile(file, []byte(pw+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return repoEnv{addr: addr, passwordFile: file, password: pw, extra: extra}
+	return repoEnv{addr: addr, passwordFile: file, password: pw, cache: t.TempDir(), extra: extra}
 }
 
 func (r repoEnv) env() []string {
-	return append([]string{"ECHOBACKUP_REPO=" + r.addr, "ECHOBACKUP_PASSWORD_FILE=" + r.passwordFile}, r.extra...)
+	return append([]string{"ECHOBACKUP_REPO=" + r.addr, "ECHOBACKUP_PASSWORD_FILE=" + r.passwordFile, "XDG_CACHE_HOME=" + r.cache}, r.extra...)
 }
 
 // eb runs `docker echobackup <project flags> ARGS` with the repository's settings, and fails the
@@ -239,8 +239,10 @@ func TestRepoCopy(t *testing.T) {
 	assertSameState(t, "restored from the archive copied back", want, s.state())
 }
 
-// TestRepoScheduleKeepsSecretsOut: schedule install with a repository puts its address and the
-// password file's path into the entry, never the password or an S3 secret.
+// TestRepoScheduleKeepsSecretsOut: schedule install with a repository keeps its address and
+// the password file's path in a 0600 file in the backup folder, never a secret in the entry
+// (and the entry short: cron refuses lines over 1000 bytes); the entry, run as cron runs it,
+// saves into the repository.
 func TestRepoScheduleKeepsSecretsOut(t *testing.T) {
 	s := NewStack(t, "seed")
 	s.Up()
@@ -255,18 +257,39 @@ func TestRepoScheduleKeepsSecretsOut(t *testing.T) {
 	if !strings.Contains(res.Stderr, "ECHOBACKUP_PASSWORD is set in this shell only") {
 		t.Errorf("install did not warn that the job cannot see the shell's password:\n%s", res.Stderr)
 	}
-	tab, err := exec.Command("crontab", "-l").CombinedOutput()
-	if err != nil {
-		t.Fatalf("crontab -l: %v %s", err, tab)
-	}
-	r.assertNoSecret(t, string(tab))
-	line := ""
-	for _, l := range strings.Split(string(tab), "\n") {
-		if strings.Contains(l, s.Name) && !strings.HasPrefix(l, "#") {
-			line = l
+	text, _ := readCrontab(t)
+	var lines []string
+	for _, l := range ourLines(text) {
+		if strings.Contains(l, s.Name) {
+			lines = append(lines, l)
 		}
 	}
-	if !strings.Contains(line, "--repo "+r.addr) || !strings.Contains(line, "ECHOBACKUP_PASSWORD_FILE="+r.passwordFile) {
-		t.Errorf("the entry lacks the repository or the password file:\n%s", line)
+	if len(lines) != 1 {
+		t.Fatalf("crontab lines for the project: %q", lines)
+	}
+	r.assertNoSecret(t, lines[0])
+	if strings.Contains(lines[0], r.addr) || strings.Contains(lines[0], r.passwordFile) {
+		t.Errorf("the entry names the repository or the password file (they belong in the backup folder):\n%s", lines[0])
+	}
+	kept := filepath.Join(s.Dir, "backups", ".schedule.repo")
+	st, err := os.Stat(kept)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the repository setting for the job: %v %v", st, err)
+	}
+	if js, _ := os.ReadFile(kept); !strings.Contains(string(js), r.addr) || !strings.Contains(string(js), r.passwordFile) {
+		t.Errorf("%s lacks the address or the password file: %s", kept, js)
+	}
+
+	_, command := cronCommand(t, lines[0])
+	if _, stderr, code, _ := runAsCron(t, command); code != 0 {
+		t.Fatalf("the entry run as cron runs it: exit %d\n%s", code, stderr)
+	}
+	log, _ := os.ReadFile(filepath.Join(s.Dir, "backups", "schedule.log"))
+	r.assertNoSecret(t, string(log))
+	if got := s.repoList(r); len(got) != 1 || got[0].Verified == nil || !got[0].Verified.OK {
+		t.Fatalf("the scheduled run did not save and verify into the repository: %+v\n%s", got, tail(string(log), 2000))
+	}
+	if entries, _ := os.ReadDir(filepath.Join(s.Dir, "backups")); countArchives(entries) > 0 {
+		t.Errorf("the scheduled run also wrote an archive into ./backups")
 	}
 }

@@ -205,9 +205,12 @@ func scheduledJob(dockerCli command.Cli, opts scheduleOptions, project *types.Pr
 	if err != nil {
 		return schedule.Job{}, err
 	}
+	if err := schedule.SaveRepo(dir, repo); err != nil {
+		return schedule.Job{}, err
+	}
 	job, err := schedule.BuildJob(schedule.Spec{Docker: docker, Project: project.Name, Folder: project.WorkingDir,
 		ComposeFiles: project.ComposeFiles, EnvFiles: opts.EnvFiles, Profiles: opts.Profiles, DBService: opts.dbService,
-		Dir: dir, Repo: repo, Policy: opts.policy, Protect: !opts.noProtect, Context: dockerCli.CurrentContext(), Getenv: os.Getenv})
+		Dir: dir, Policy: opts.policy, Protect: !opts.noProtect, Context: dockerCli.CurrentContext(), Getenv: os.Getenv})
 	if err != nil {
 		return schedule.Job{}, err
 	}
@@ -324,6 +327,9 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	co := checkpointOptions(ctx, dockerCli, d, nil)
 	co.Lock = lock
 	n := checkpoint.Nightly{Policy: opts.policy, Protect: opts.protect}
+	if err := useScheduledRepo(&opts); err != nil {
+		return "", "", err
+	}
 	if co.Repo, err = openRepo(ctx, opts.repo, d.Plan.Project); err != nil {
 		return "", "", err
 	}
@@ -336,13 +342,34 @@ func scheduledWork(ctx context.Context, dockerCli command.Cli, opts scheduleOpti
 	return checkpoint.RunNightly(ctx, co, n)
 }
 
-// scheduledRepo is the repository address the job is given, when the backups go to one. The
-// secrets stay out of the entry: what the job cannot read from the project's .env or a
-// password file, it cannot have, so install says so now rather than fail at night.
-func scheduledRepo(dockerCli command.Cli, opts scheduleOptions, project *types.Project) (string, error) {
+// useScheduledRepo takes the repository install kept in the backup folder, unless the run
+// names one itself.
+func useScheduledRepo(opts *scheduleOptions) error {
+	s, err := schedule.ReadRepo(opts.output)
+	if err != nil || s.Address == "" || opts.repo != "" {
+		return err
+	}
+	opts.repo = s.Address
+	if _, set := os.LookupEnv("ECHOBACKUP_PASSWORD_FILE"); !set && s.PasswordFile != "" {
+		return os.Setenv("ECHOBACKUP_PASSWORD_FILE", s.PasswordFile)
+	}
+	return nil
+}
+
+// scheduledRepo is the repository the job saves into, when the backups go to one, and the
+// password file install was given. The secrets stay out of the entry: what the job cannot read
+// from the project's .env or a password file, it cannot have, so install says so now rather
+// than fail at night.
+func scheduledRepo(dockerCli command.Cli, opts scheduleOptions, project *types.Project) (schedule.RepoSetting, error) {
 	o, err := repoOptions(opts.repo, project)
 	if err != nil || o.Address == "" {
-		return "", err
+		return schedule.RepoSetting{}, err
+	}
+	s := schedule.RepoSetting{Address: o.Address}
+	if f := os.Getenv("ECHOBACKUP_PASSWORD_FILE"); f != "" {
+		if s.PasswordFile, err = filepath.Abs(f); err != nil {
+			return s, err
+		}
 	}
 	files := opts.EnvFiles
 	if len(files) == 0 {
@@ -357,7 +384,7 @@ func scheduledRepo(dockerCli command.Cli, opts scheduleOptions, project *types.P
 			}
 		}
 	}
-	return o.Address, nil
+	return s, nil
 }
 
 // protectOnInstall protects the project unless --no-protect, and says so in one line. A

@@ -10,9 +10,7 @@ import (
 
 // dockerEnv is what the docker CLI reads from the environment to find its engine and plugins;
 // cron starts jobs with almost none, so the entry carries the values set at install time.
-var dockerEnv = []string{"DOCKER_CONFIG", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH",
-	// The repository's password file: a path, not the password, which never goes into the entry.
-	"ECHOBACKUP_PASSWORD_FILE"}
+var dockerEnv = []string{"DOCKER_CONFIG", "DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH"}
 
 // Spec is the project as install loaded it, for a job that loads it again the same way.
 type Spec struct {
@@ -24,7 +22,6 @@ type Spec struct {
 	Profiles     []string // as given on the command line; COMPOSE_PROFILES is added
 	DBService    string
 	Dir          string // the backup folder, absolute
-	Repo         string // the repository's address, when the backups go there; never a secret
 	Policy       retention.Policy
 	// Protect: each run also protects the project (the sentinel), taking in volumes the
 	// project gained since.
@@ -59,9 +56,6 @@ func BuildJob(s Spec) (Job, error) {
 		argv = append(argv, "--db-service", s.DBService)
 	}
 	pol := s.Policy
-	if s.Repo != "" {
-		argv = append(argv, "--repo", s.Repo)
-	}
 	argv = append(argv, "schedule", "run")
 	if s.Protect {
 		argv = append(argv, "--protect")
@@ -75,14 +69,12 @@ func BuildJob(s Spec) (Job, error) {
 			env[k] = v
 		}
 	}
-	for _, k := range []string{"DOCKER_CONFIG", "ECHOBACKUP_PASSWORD_FILE"} {
-		if v := env[k]; v != "" {
-			abs, err := filepath.Abs(v)
-			if err != nil {
-				return Job{}, err
-			}
-			env[k] = abs
+	if v := env["DOCKER_CONFIG"]; v != "" {
+		abs, err := filepath.Abs(v)
+		if err != nil {
+			return Job{}, err
 		}
+		env["DOCKER_CONFIG"] = abs
 	}
 	// A context chosen with `docker context use` lives in the config; one chosen with --context
 	// for this command only must be carried.

@@ -93,9 +93,13 @@ func installTimer(ctx context.Context, expr Expr, j Job) (*Installed, error) {
 	return &Installed{Kind: Systemd, Unit: unit}, nil
 }
 
-// forgetPing removes the ping URL that install kept in a backup folder no entry uses now.
+// forgetPing removes the ping URL and the repository setting that install kept in a backup
+// folder no entry uses now.
 func forgetPing(dir string, warn func(string)) {
 	if err := SavePing(dir, ""); err != nil && warn != nil {
+		warn(err.Error())
+	}
+	if err := SaveRepo(dir, RepoSetting{}); err != nil && warn != nil {
 		warn(err.Error())
 	}
 }
