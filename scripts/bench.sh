@@ -419,7 +419,8 @@ restore_checked() {
 ours_repo() {
 	local label="$1"
 	shift
-	run_ours "$label" -- env ECHOBACKUP_PASSWORD_FILE="$repo_pw" docker echobackup "$@" --repo "$repo_dir"
+	# The repository's caches go with the run's folder, not into ~/.cache.
+	run_ours "$label" -- env ECHOBACKUP_PASSWORD_FILE="$repo_pw" XDG_CACHE_HOME="$work/cache" docker echobackup "$@" --repo "$repo_dir"
 }
 
 # repo_status KEY: `repo status --format json` (repository.Status) into R[KEY_stored] (storage
@@ -523,7 +524,7 @@ repo_restores() {
 	restore_checked frestore -- docker echobackup restore "$archive" --yes || return 1
 	log "our restore from the folder: ${R[frestore_s]}s, peak RSS ${R[frestore_rss]} MB"
 	log "repository restore: docker echobackup restore latest --yes --repo $repo_dir"
-	restore_checked rrestore -- env ECHOBACKUP_PASSWORD_FILE="$repo_pw" docker echobackup restore latest --yes --repo "$repo_dir" || return 1
+	restore_checked rrestore -- env ECHOBACKUP_PASSWORD_FILE="$repo_pw" XDG_CACHE_HOME="$work/cache" docker echobackup restore latest --yes --repo "$repo_dir" || return 1
 	R[rrestore_same]=yes
 	log "repository restore: ${R[rrestore_s]}s, services down for ${R[rrestore_down_raw]}, peak RSS ${R[rrestore_rss]} MB"
 }
