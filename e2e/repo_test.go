@@ -245,6 +245,16 @@ func TestRepoCopy(t *testing.T) {
 // saves into the repository.
 func TestRepoScheduleKeepsSecretsOut(t *testing.T) {
 	s := NewStack(t, "seed")
+	// cron starts jobs with an empty environment: what the compose file interpolates must be in
+	// the project's .env (as TestScheduleCron does).
+	envFile, err := os.OpenFile(filepath.Join(s.Dir, ".env"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = envFile.WriteString("ECHOBACKUP_PG_IMAGE=" + pgImage + "\nECHO_MUSIC_DIR=" + s.MusicDir + "\nCOMPOSE_PROJECT_NAME=" + s.Name + "\n")
+	if cerr := envFile.Close(); err != nil || cerr != nil {
+		t.Fatal(err, cerr)
+	}
 	s.Up()
 	r := newRepoEnv(t, filepath.Join(t.TempDir(), "repo"), "AWS_SECRET_ACCESS_KEY=not-for-cron-"+randomHex(6))
 	s.mustEB(r, "repo", "init")
@@ -281,10 +291,11 @@ func TestRepoScheduleKeepsSecretsOut(t *testing.T) {
 	}
 
 	_, command := cronCommand(t, lines[0])
-	if _, stderr, code, _ := runAsCron(t, command); code != 0 {
-		t.Fatalf("the entry run as cron runs it: exit %d\n%s", code, stderr)
-	}
+	_, stderr, code, _ := runAsCron(t, command)
 	log, _ := os.ReadFile(filepath.Join(s.Dir, "backups", "schedule.log"))
+	if code != 0 {
+		t.Fatalf("the entry run as cron runs it: exit %d\n%s\nlog:\n%s", code, stderr, tail(string(log), 3000))
+	}
 	r.assertNoSecret(t, string(log))
 	if got := s.repoList(r); len(got) != 1 || got[0].Verified == nil || !got[0].Verified.OK {
 		t.Fatalf("the scheduled run did not save and verify into the repository: %+v\n%s", got, tail(string(log), 2000))
