@@ -267,19 +267,10 @@ func TestRepoScheduleKeepsSecretsOut(t *testing.T) {
 	if !strings.Contains(res.Stderr, "ECHOBACKUP_PASSWORD is set in this shell only") {
 		t.Errorf("install did not warn that the job cannot see the shell's password:\n%s", res.Stderr)
 	}
-	text, _ := readCrontab(t)
-	var lines []string
-	for _, l := range ourLines(text) {
-		if strings.Contains(l, s.Name) {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) != 1 {
-		t.Fatalf("crontab lines for the project: %q", lines)
-	}
-	r.assertNoSecret(t, lines[0])
-	if strings.Contains(lines[0], r.addr) || strings.Contains(lines[0], r.passwordFile) {
-		t.Errorf("the entry names the repository or the password file (they belong in the backup folder):\n%s", lines[0])
+	line := s.ourLine(t)
+	r.assertNoSecret(t, line)
+	if strings.Contains(line, r.addr) || strings.Contains(line, r.passwordFile) {
+		t.Errorf("the entry names the repository or the password file (they belong in the backup folder):\n%s", line)
 	}
 	kept := filepath.Join(s.Dir, "backups", ".schedule.repo")
 	st, err := os.Stat(kept)
@@ -290,7 +281,7 @@ func TestRepoScheduleKeepsSecretsOut(t *testing.T) {
 		t.Errorf("%s lacks the address or the password file: %s", kept, js)
 	}
 
-	_, command := cronCommand(t, lines[0])
+	_, command := cronCommand(t, line)
 	_, stderr, code, _ := runAsCron(t, command)
 	log, _ := os.ReadFile(filepath.Join(s.Dir, "backups", "schedule.log"))
 	if code != 0 {
